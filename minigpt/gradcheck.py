@@ -31,7 +31,8 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(denom, np.finfo(np.float64).tiny))
 
 
-def numeric_grad(f: Callable[[], Any], x: np.ndarray, dout: np.ndarray | float, h: float = 1e-5) -> np.ndarray:
+def numeric_grad(f: Callable[[], Any], x: np.ndarray, dout: np.ndarray | float,
+                 h: float = 1e-5) -> np.ndarray:
     """Gradient of sum(f() * dout) with respect to x, by central differences, changing x in place.
 
     f takes no arguments and reads x (it closes over it); x is restored after each nudge.

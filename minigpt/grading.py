@@ -91,7 +91,7 @@ class Grader:
         except NotImplementedError as exc:
             self._prefix = previous
             msg = str(exc) or "this function raises NotImplementedError"
-            self._record(name, "FAIL", [f"not implemented yet: {msg}", "fill in the function body and re-run"])
+            self._record(name, "FAIL", [f"not implemented yet: {msg}", "fill in the body and re-run"])
         except Exception as exc:  # noqa: BLE001 - a learner's bug must become a report line, not a crash
             self._prefix = previous
             self._record(name, "FAIL", [f"raised {type(exc).__name__}: {exc}", *_where(exc)])
