@@ -16,6 +16,9 @@ import numpy as np
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None):
     """x (..., Cin) @ weight (Cin, Cout) + bias (Cout,) -> out (..., Cout)."""
     c_in, c_out = weight.shape
+    if x.shape[-1] != c_in:
+        raise ValueError(f"x has {x.shape[-1]} features, but weight {weight.shape} is read as (in, out) and "
+                         f"needs {c_in}: GPT-2's Conv1D layout. nn.Linear keeps (out, in): pass its .T")
     x2 = x.reshape(-1, c_in)                          # (N, Cin): one big matmul, not a loop over B
     out = x2 @ weight                                 # (N, Cout)
     if bias is not None:
