@@ -1,0 +1,130 @@
+"""Lesson 08's checks: SGD, momentum, Adam, AdamW, cosine_lr and clip_grad_norm against torch's references.
+
+Every optimizer case starts from the same float64 params (GPT-2 names, 2-D weights and 1-D biases and
+gains), takes 25 steps with stored gradients and a changing lr, and is compared after every step with
+torch.optim's trajectory (weight decay only on ndim >= 2, via two param groups in make_reference.py).
+
+Tolerance: rtol 1e-12, atol 1e-14 in float64. A correct implementation differs from torch only by
+rounding (a few units in the last place; torch uses lerp and fused multiply-adds), so 1e-12 leaves room
+for a different but honest order of operations and none for a missing term.
+
+What it does not check: speed, float32 against torch (only that float32 stays float32 and agrees with
+float64 to float32 precision).
+"""
+
+from __future__ import annotations
+
+import io
+from types import ModuleType
+
+import numpy as np
+
+from minigpt.grading import Grader, load_reference
+
+IMPL = "minigpt.optim"
+RTOL, ATOL = 1e-12, 1e-14
+
+
+def _start(ref: dict, names: list[str], dtype=np.float64) -> dict[str, np.ndarray]:
+    return {n: ref[f"param.{n}"].astype(dtype) for n in names}
+
+
+def _make(impl: ModuleType, spec: dict, params: dict[str, np.ndarray], lr: float):
+    kwargs = dict(spec)
+    cls = getattr(impl, kwargs.pop("optimizer"))
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return cls(params, lr=lr, **kwargs)
+
+
+def _steps(opt, params: dict, ref: dict, names: list[str], steps: range) -> list[dict[str, np.ndarray]]:
+    """Take the given steps with the stored gradients and lrs; return a copy of the params after each."""
+    history = []
+    for t in steps:
+        opt.lr = float(ref["lr"][t])
+        opt.step({n: ref[f"grad.{n}"][t].astype(params[n].dtype) for n in names})
+        history.append({n: params[n].copy() for n in names})
+    return history
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays])
+
+
+def run(impl: ModuleType, g: Grader) -> None:
+    meta = load_reference(__file__, "meta.json")
+    start = load_reference(__file__, "params.npz")
+    names = list(meta["shapes"])
+    steps = meta["steps"]
+    weights = [n for n in names if len(meta["shapes"][n]) >= 2]  # decayed
+    vectors = [n for n in names if len(meta["shapes"][n]) < 2]  # biases, gains: never decayed
+
+    for case, spec in meta["cases"].items():
+        want = load_reference(__file__, f"{case}.npz")
+        desc = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "optimizer")
+        with g.case(f"{spec['optimizer']} [{case}: {desc}]"):
+            params = _start(start, names)
+            opt = _make(impl, spec, params, lr=float(start["lr"][0]))
+            history = _steps(opt, params, start, names, range(steps))
+            for label, group in (("weights (ndim >= 2, decayed)", weights),
+                                 ("biases and gains (ndim 1, not decayed)", vectors)):
+                got = np.stack([_flat([h[n] for n in group]) for h in history])  # (S, N)
+                ref = np.stack([_flat([want[f"param.{n}"][t] for n in group]) for t in range(steps)])
+                g.close(f"{label} after each of {steps} steps", got, ref, rtol=RTOL, atol=ATOL)
+            for kind in sorted({k.split(".", 1)[0] for k in want if not k.startswith("param.")}):
+                state = opt.state_dict()
+                g.close(f"state {kind} after {steps} steps", _flat([state[f"{kind}.{n}"] for n in names]),
+                        _flat([want[f"{kind}.{n}"] for n in names]), rtol=RTOL, atol=ATOL)
+
+    with g.case("AdamW state_dict round trip through np.savez: 10 steps, save, new optimizer, 15 more"):
+        spec = meta["cases"]["adamw"]
+        want = load_reference(__file__, "adamw.npz")
+        params = _start(start, names)
+        opt = _make(impl, spec, params, lr=float(start["lr"][0]))
+        _steps(opt, params, start, names, range(10))
+        buf = io.BytesIO()
+        np.savez(buf, **opt.state_dict())
+        buf.seek(0)
+        with np.load(buf, allow_pickle=False) as z:
+            saved = {k: z[k] for k in z.files}
+        g.equal("step count saved", int(saved["step"]), 10)
+        resumed_params = {n: params[n].copy() for n in names}
+        resumed = _make(impl, spec, resumed_params, lr=0.0)
+        resumed.load_state_dict(saved)
+        history = _steps(resumed, resumed_params, start, names, range(10, steps))
+        g.close("params after the resumed run's last step", _flat([history[-1][n] for n in names]),
+                _flat([want[f"param.{n}"][-1] for n in names]), rtol=RTOL, atol=ATOL)
+
+    with g.case("AdamW on float32 params"):
+        spec = meta["cases"]["adamw"]
+        want = load_reference(__file__, "adamw.npz")
+        params = _start(start, names, np.float32)
+        opt = _make(impl, spec, params, lr=float(start["lr"][0]))
+        history = _steps(opt, params, start, names, range(5))
+        dtypes = sorted({str(params[n].dtype) for n in names})
+        g.true("every param is still float32 after 5 steps", dtypes == ["float32"], f"dtypes: {dtypes}")
+        g.close("params after 5 steps (float32 precision)", _flat([history[-1][n] for n in names]),
+                _flat([want[f"param.{n}"][4] for n in names]).astype(np.float32), rtol=1e-5, atol=1e-6,
+                dtype=np.float32)
+
+    clip = load_reference(__file__, "clip.npz")
+    for c in meta["clip"]:
+        name, max_norm = c["name"], c["max_norm"]
+        with g.case(f"clip_grad_norm [{name}: max_norm={max_norm}]"):
+            grads = {n: clip[f"{name}.before.{n}"].copy() for n in names}
+            total = impl.clip_grad_norm(grads, max_norm)
+            g.close("returned norm (before clipping)", np.float64(total), clip[f"{name}.norm"], rtol=RTOL)
+            g.close("grads after clipping", _flat([grads[n] for n in names]),
+                    _flat([clip[f"{name}.after.{n}"] for n in names]), rtol=RTOL, atol=ATOL)
+
+    with g.case("clip_grad_norm with a NaN in one gradient"):
+        grads = {n: clip[f"small.before.{n}"].copy() for n in names}
+        grads[names[-1]][0] = np.nan
+        total = impl.clip_grad_norm(grads, 1.0)
+        g.true("the returned norm is not finite (so the trainer can stop)", not np.isfinite(total),
+               f"returned {total}")
+
+    with g.case("cosine_lr (nanoGPT's schedule, warm-up (it + 1) / (warmup + 1))"):
+        ref = load_reference(__file__, "cosine.npz")
+        got = np.array([impl.cosine_lr(int(s), **meta["cosine"]) for s in ref["step"]])
+        g.close(f"lr at steps {ref['step'].tolist()}", got, ref["lr"], rtol=RTOL)
