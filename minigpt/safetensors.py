@@ -1,0 +1,297 @@
+"""Read and write `.safetensors` files (Hugging Face's checkpoint format) with NumPy and the standard library.
+
+A safetensors file is three parts, all little-endian:
+
+    [8 bytes]  N, an unsigned 64-bit integer: the size of the header
+    [N bytes]  a UTF-8 JSON object: {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [BEGIN, END]},
+               ..., "__metadata__": {"free": "form strings"}}, maybe padded with spaces
+    [rest]     the byte buffer: every tensor's raw bytes, C order, at [BEGIN, END) relative to the buffer
+
+That is the whole format: no code, no pickle, nothing is executed. Because the file comes from strangers on
+the internet, the reader trusts nothing: every field of the header is checked (size limit, JSON object,
+known dtype, shape x itemsize == byte span, offsets inside the buffer, no overlap, no holes, no trailing
+bytes), and any violation raises SafetensorsError naming the file and the tensor.
+
+What this file deliberately does not do: the 8-bit/4-bit float dtypes, complex numbers, or writing BF16
+(NumPy has no bfloat16; BF16 tensors are widened to float32 when read). It knows nothing about GPT-2:
+names and layouts are minigpt/hf.py's business.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MAX_HEADER_SIZE = 100_000_000  # the reference implementation's limit (a guard against huge-header attacks)
+
+# dtype code in the file -> how its bytes look on disk (always little-endian). BF16 is read as raw uint16.
+DTYPES: dict[str, np.dtype] = {
+    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
+    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
+    "BOOL": np.dtype("u1"),
+}
+# The order the reference writer lays tensors out in: by dtype, "largest" first (its enum order), then name.
+# Following it makes our files byte-identical to safetensors' own save() for the same tensors.
+_WRITE_ORDER = ("U64", "I64", "F64", "F32", "U32", "I32", "BF16", "F16", "U16", "I16", "I8", "U8", "BOOL")
+
+
+class SafetensorsError(ValueError):
+    """A file that is not a valid safetensors file, or a tensor that cannot be written to one."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One header entry: where a tensor's bytes are in the buffer and how to read them."""
+
+    dtype: str                 # the file's code, e.g. "F32"
+    shape: tuple[int, ...]
+    begin: int                 # byte offsets relative to the start of the buffer; end is one past
+    end: int
+
+
+@dataclass(frozen=True)
+class Header:
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]   # the free-form "__metadata__" strings ({} if absent)
+    data_start: int            # where the buffer starts in the file: 8 + N
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+def read_header(path: str | Path) -> Header:
+    """Parse and validate the header of a safetensors file without reading any tensor data."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        return _read_header(f, os.fstat(f.fileno()).st_size, str(path))
+
+
+def load(path: str | Path, *, mmap: bool = False, with_metadata: bool = False):
+    """Read every tensor of a safetensors file -> {name: ndarray} (or (tensors, metadata) if with_metadata).
+
+    Arrays are native-endian copies that own their memory. mmap=True instead returns read-only views on
+    the file (np.memmap), read lazily by the OS — useful for multi-GB checkpoints. BF16 becomes float32.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        header = _read_header(f, os.fstat(f.fileno()).st_size, str(path))
+        tensors = {}
+        for name, info in header.tensors.items():
+            nbytes = info.end - info.begin
+            disk = DTYPES[info.dtype]
+            if mmap and nbytes > 0:
+                raw = np.memmap(path, dtype=disk, mode="r", offset=header.data_start + info.begin,
+                                shape=info.shape)
+            else:
+                f.seek(header.data_start + info.begin)
+                buf = bytearray(nbytes)
+                if f.readinto(buf) != nbytes:
+                    raise SafetensorsError(f"{path}: tensor {name!r}: file ended while reading its bytes "
+                                           "(was the file changed while being read?)")
+                raw = np.frombuffer(buf, dtype=disk).reshape(info.shape)  # writable: bytearray owns it
+            tensors[name] = _to_numpy(raw, info.dtype)
+    return (tensors, dict(header.metadata)) if with_metadata else tensors
+
+
+def loads(data: bytes, *, with_metadata: bool = False, name: str = "<bytes>"):
+    """Like load(), but from the bytes of a whole safetensors file already in memory."""
+    view = memoryview(data)
+    header = _parse(bytes(view[:8]), lambda n: bytes(view[8:8 + n]), len(view), name)
+    tensors = {}
+    for key, info in header.tensors.items():
+        chunk = view[header.data_start + info.begin: header.data_start + info.end]
+        raw = np.frombuffer(bytearray(chunk), dtype=DTYPES[info.dtype]).reshape(info.shape)
+        tensors[key] = _to_numpy(raw, info.dtype)
+    return (tensors, dict(header.metadata)) if with_metadata else tensors
+
+
+def _to_numpy(raw: np.ndarray, code: str) -> np.ndarray:
+    """Bytes as stored -> the array the caller gets: BF16 widened, BOOL as bool, native byte order."""
+    if code == "BF16":
+        # bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret.
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if code == "BOOL":
+        return raw != 0
+    return raw.astype(raw.dtype.newbyteorder("="), copy=False)  # a no-op on little-endian machines
+
+
+def _read_header(f, file_size: int, where: str) -> Header:
+    return _parse(f.read(8), f.read, file_size, where)
+
+
+def _parse(first8: bytes, read, file_size: int, where: str) -> Header:
+    """Validate everything about the header; `read(n)` returns the n header bytes after the length."""
+    if len(first8) < 8:
+        raise SafetensorsError(f"{where}: only {file_size} bytes, too short for the 8-byte header length; "
+                               "the file is truncated or not a safetensors file")
+    (n,) = struct.unpack("<Q", first8)
+    if n > MAX_HEADER_SIZE:
+        raise SafetensorsError(f"{where}: header length {n:,} bytes exceeds the {MAX_HEADER_SIZE:,}-byte "
+                               "limit; the file is corrupt or not a safetensors file")
+    if 8 + n > file_size:
+        raise SafetensorsError(f"{where}: header length {n:,} bytes runs past the end of the "
+                               f"{file_size:,}-byte file; the file is truncated (download it again)")
+    raw = read(n)
+    if len(raw) != n:
+        raise SafetensorsError(f"{where}: file ended inside the header (was it changed while being read?)")
+    if not raw.startswith(b"{"):
+        raise SafetensorsError(f"{where}: header does not start with '{{'; not a safetensors file")
+    try:
+        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_nan)
+    except UnicodeDecodeError as exc:
+        raise SafetensorsError(f"{where}: header is not valid UTF-8 "
+                               f"({exc.reason} at byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise SafetensorsError(f"{where}: header is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise SafetensorsError(f"{where}: header must be a JSON object, got {type(obj).__name__}")
+
+    metadata = obj.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise SafetensorsError(f"{where}: '__metadata__' must map strings to strings, got {metadata!r:.200}")
+    buffer_size = file_size - 8 - n
+    tensors = {name: _tensor_info(name, entry, buffer_size, where) for name, entry in obj.items()}
+    _check_layout(tensors, buffer_size, where)
+    return Header(tensors=tensors, metadata=metadata, data_start=8 + n)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_nan(token: str):
+    raise ValueError(f"{token} is not allowed")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)  # JSON true would otherwise pass as 1
+
+
+def _tensor_info(name: str, entry: object, buffer_size: int, where: str) -> TensorInfo:
+    """One entry of the header -> TensorInfo, checking each field on its own."""
+    at = f"{where}: tensor {name!r:.80}"
+    if not isinstance(entry, dict):
+        raise SafetensorsError(f"{at}: entry must be an object with dtype, shape, data_offsets")
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
+    if missing:
+        raise SafetensorsError(f"{at}: entry is missing {', '.join(missing)}")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if dtype not in DTYPES:
+        raise SafetensorsError(f"{at}: dtype {dtype!r:.40} is not supported (minigpt reads "
+                               f"{', '.join(DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise SafetensorsError(f"{at}: shape must be a list of non-negative integers, got {shape!r:.80}")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise SafetensorsError(f"{at}: data_offsets must be [begin, end] with 0 <= begin <= end, "
+                               f"got {offsets!r:.80}")
+    begin, end = offsets
+    if end > buffer_size:
+        raise SafetensorsError(f"{at}: data_offsets [{begin}, {end}] run past the end of the "
+                               f"{buffer_size}-byte data buffer; the file is truncated or corrupt")
+    nbytes = math.prod(shape) * DTYPES[dtype].itemsize  # Python ints: no overflow however big the shape
+    if nbytes != end - begin:
+        raise SafetensorsError(f"{at}: shape {shape} of {dtype} needs {nbytes} bytes but data_offsets "
+                               f"[{begin}, {end}] span {end - begin}")
+    return TensorInfo(dtype=dtype, shape=tuple(shape), begin=begin, end=end)
+
+
+def _check_layout(tensors: dict[str, TensorInfo], buffer_size: int, where: str) -> None:
+    """The byte spans, sorted, must tile the buffer exactly: start at 0, no overlap, no hole, no tail."""
+    expected, previous = 0, None
+    for name, info in sorted(tensors.items(), key=lambda item: (item[1].begin, item[1].end)):
+        if info.begin < expected:
+            raise SafetensorsError(f"{where}: tensor {name!r} at bytes [{info.begin}, {info.end}) overlaps "
+                                   f"tensor {previous!r} which ends at {expected}")
+        if info.begin > expected:
+            after = f"after tensor {previous!r}" if previous else "at the start of the buffer"
+            raise SafetensorsError(f"{where}: tensor {name!r} starts at byte {info.begin}, leaving a hole of "
+                                   f"{info.begin - expected} unused bytes {after}")
+        expected, previous = info.end, name
+    if expected != buffer_size:
+        raise SafetensorsError(f"{where}: {buffer_size - expected} bytes after the last tensor are not "
+                               "covered by any tensor; the file is corrupt")
+
+
+# ---- writing ------------------------------------------------------------------------------------------
+
+def save(tensors: Mapping[str, np.ndarray], path: str | Path,
+         metadata: Mapping[str, str] | None = None) -> None:
+    """Write tensors to a safetensors file atomically: a temp file in the same folder, fsync, rename.
+
+    A crash or Ctrl-C mid-write leaves the old file (if any) intact, never a half-written one.
+    """
+    path = Path(path)
+    header, arrays = _build_header(tensors, metadata, str(path))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(header)))
+            f.write(header)
+            for arr in arrays:
+                f.write(arr.reshape(-1).view(np.uint8).data)  # raw bytes, no extra copy
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes save() would write, in memory."""
+    header, arrays = _build_header(tensors, metadata, "<bytes>")
+    return b"".join([struct.pack("<Q", len(header)), header, *(a.tobytes() for a in arrays)])
+
+
+def _code_of(arr: np.ndarray) -> str | None:
+    for code, disk in DTYPES.items():
+        if code != "BF16" and arr.dtype.kind == disk.kind and arr.dtype.itemsize == disk.itemsize:
+            return code
+    return "BOOL" if arr.dtype == np.bool_ else None
+
+
+def _build_header(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None,
+                  where: str) -> tuple[bytes, list[np.ndarray]]:
+    """-> (the padded JSON header, the arrays as little-endian C-contiguous in file order)."""
+    if metadata is not None and not all(isinstance(k, str) and isinstance(v, str)
+                                        for k, v in metadata.items()):
+        raise SafetensorsError(f"{where}: metadata must map strings to strings, got {dict(metadata)!r:.200}")
+    entries = []
+    for name, value in tensors.items():
+        if not isinstance(name, str) or name == "__metadata__":
+            raise SafetensorsError(f"{where}: tensor name {name!r} is not allowed (names are strings, "
+                                   "and '__metadata__' is reserved)")
+        arr = np.asarray(value)
+        code = _code_of(arr)
+        if code is None:
+            raise SafetensorsError(f"{where}: tensor {name!r} has dtype {arr.dtype}, which minigpt cannot "
+                                   "store in safetensors; convert it to float64/32/16, an integer type or "
+                                   "bool first")
+        disk = np.dtype(np.uint8) if code == "BOOL" else DTYPES[code]
+        arr = np.asarray(arr, dtype=disk, order="C")  # (not ascontiguousarray: it turns 0-d into 1-d)
+        entries.append((_WRITE_ORDER.index(code), name, code, arr))
+    entries.sort(key=lambda e: (e[0], e[1]))
+
+    header: dict[str, object] = {} if metadata is None else {"__metadata__": dict(metadata)}
+    offset = 0
+    for _, name, code, arr in entries:
+        span = [offset, offset + arr.nbytes]
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": span}
+        offset += arr.nbytes
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # pad with spaces: the buffer starts 8-byte aligned, as in the reference
+    return raw, [arr for *_, arr in entries]
