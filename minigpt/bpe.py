@@ -1,0 +1,207 @@
+"""Byte-pair encoding, the algorithm: count adjacent pairs, merge the most frequent, repeat.
+
+Everything here works on token ids, where ids 0..255 are the raw bytes (id = byte value) and every merge
+adds one id: merges[(a, b)] = new_id, with new ids 256, 257, ... in the order they were learned. A merge's
+id is also its priority when encoding: the lower the id, the earlier it was learned, the sooner it applies.
+
+The five lesson functions (lesson 01's exercise.py has the same signatures):
+
+    get_stats(ids)                  -> {(a, b): count}     adjacent pairs, overlapping ("aaa" has 2 x (a, a))
+    merge(ids, pair, idx)           -> ids with every non-overlapping (a, b), left to right, replaced by idx
+    train(text, vocab_size, pattern)-> merges              most frequent pair first; ties: smallest (a, b)
+    encode(text, merges, pattern)   -> ids                 split with the regex, then merge by priority
+    decode(ids, merges)             -> str                 bytes joined, invalid UTF-8 replaced by U+FFFD
+
+and the two fast engines the BPETokenizer class (minigpt/tokenizer.py) is built on: `learn_merges`, which
+keeps pair counts up to date incrementally instead of recounting after every merge, and `encode_chunk`.
+
+What this file does not do: special tokens, byte orders other than id = byte value (GPT-2's), file formats,
+caching. Those live in tokenizer.py and bpe_files.py.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from itertools import pairwise, repeat
+
+import regex
+
+# GPT-2's pre-tokenization regex as tiktoken writes it (r50k_base): contractions, letters, numbers, other
+# symbols - each may take one leading space - and whitespace runs, which leave their last space to the
+# next word. It matches exactly what openai/gpt-2's encoder.py pattern matches (see ../shared/NOTES.md 1.1);
+# the possessive quantifiers (++) only stop the regex engine from backtracking.
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+# GPT-4's (cl100k_base): case-insensitive contractions, at most 3 digits per chunk, newlines kept apart.
+GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
+                r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+
+NO_MERGE = sys.maxsize  # the "priority" of a pair that is not a merge: larger than every id
+
+Pair = tuple[int, int]
+
+
+# ---- the lesson functions ---------------------------------------------------------------------------------
+def get_stats(ids: list[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
+    """How often each adjacent pair occurs in ids (added to `counts` if given).
+
+    [1, 2, 1, 2] -> {(1, 2): 2, (2, 1): 1}
+    """
+    counts = {} if counts is None else counts
+    for pair in pairwise(ids):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids: list[int], pair: Pair, idx: int) -> list[int]:
+    """Replace every occurrence of pair in ids by idx, left to right: (a, a) in a,a,a -> idx, a."""
+    out: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        if i < n - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(idx)   # the pair becomes one token ...
+            i += 2            # ... and both of its halves are consumed
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def split(text: str, pattern: str | None) -> list[str]:
+    """Pre-tokenize: the regex's matches, in order (merges never cross them); no pattern -> [text]."""
+    if pattern is None:
+        return [text] if text else []
+    return regex.findall(pattern, text)
+
+
+def train(text: str, vocab_size: int, pattern: str | None = None) -> dict[Pair, int]:
+    """Learn vocab_size - 256 merges from text, split first with the regex `pattern` (None: no split).
+
+    Each step merges the pair with the highest count over all chunks; ties go to the smallest pair (a, b).
+    Raises ValueError when the text runs out of pairs before reaching vocab_size.
+    """
+    if vocab_size < 256:
+        raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
+    chunks = Counter(split(text, pattern))
+    merges, _ = learn_merges({c.encode("utf-8"): n for c, n in chunks.items()}, vocab_size - 256)
+    return merges
+
+
+def encode(text: str, merges: dict[Pair, int], pattern: str | None = None) -> list[int]:
+    """Text -> ids: split with the regex, turn each chunk into its UTF-8 bytes, apply merges by priority."""
+    ids: list[int] = []
+    for chunk in split(text, pattern):
+        ids.extend(encode_chunk(list(chunk.encode("utf-8")), merges))
+    return ids
+
+
+def decode(ids: Iterable[int], merges: dict[Pair, int]) -> str:
+    """Ids -> text: look up each id's bytes, join, decode UTF-8 (broken sequences become U+FFFD)."""
+    vocab = build_vocab(merges)
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+# ---- the engines -------------------------------------------------------------------------------------------
+def build_vocab(merges: dict[Pair, int], byte_ids: list[int] | None = None) -> dict[int, bytes]:
+    """id -> the bytes it stands for. byte_ids[b] is the id of byte b (default: b itself)."""
+    vocab = {(b if byte_ids is None else byte_ids[b]): bytes([b]) for b in range(256)}
+    for (a, b), idx in sorted(merges.items(), key=lambda item: item[1]):  # in the order they were learned
+        vocab[idx] = vocab[a] + vocab[b]
+    return vocab
+
+
+def encode_chunk(ids: list[int], merges: dict[Pair, int]) -> list[int]:
+    """Apply merges to one chunk's ids (modified in place and returned), lowest merge id first.
+
+    Same result as "find the best pair, merge() it everywhere, repeat", but it keeps a list of each
+    adjacent pair's priority and after a merge only re-looks-up the two pairs next to it. A new id's
+    pairs always rank after it, so the remaining copies of the pair just merged are taken next.
+    """
+    if len(ids) < 2:
+        return ids
+    get = merges.get
+    ranks = list(map(get, pairwise(ids), repeat(NO_MERGE)))  # ranks[i]: priority of (ids[i], ids[i+1])
+    while ranks:
+        best = min(ranks)
+        if best == NO_MERGE:
+            break
+        i = ranks.index(best)       # the leftmost copy of the best pair
+        ids[i] = best               # merge ids[i], ids[i + 1] into the new id (which equals its priority)
+        del ids[i + 1]
+        del ranks[i]
+        if i > 0:
+            ranks[i - 1] = get((ids[i - 1], best), NO_MERGE)
+        if i < len(ids) - 1:
+            ranks[i] = get((best, ids[i + 1]), NO_MERGE)
+    return ids
+
+
+def learn_merges(chunks: dict[bytes, int], num_merges: int, first_id: int = 256,
+                 progress: bool = False) -> tuple[dict[Pair, int], list[int]]:
+    """Learn num_merges merges from unique chunks (bytes -> how often the chunk occurs in the text).
+
+    Returns (merges, tokens): tokens[k] is the training text's length in tokens after k + 1 merges.
+    Instead of recounting every pair after every merge, it keeps `counts` (pair -> count over the text)
+    and `where` (pair -> the chunks containing it), and after a merge re-counts only those chunks.
+    The best pair comes from a heap of (-count, pair): highest count first, ties to the smallest (a, b).
+    Entries go stale when a count changes; a popped entry is used only if it still matches `counts`.
+    """
+    from tqdm import tqdm
+
+    words = [list(chunk) for chunk in chunks]             # each unique chunk as ids (bytes at first)
+    freqs = list(chunks.values())                         # how often each chunk occurs
+    counts: dict[Pair, int] = defaultdict(int)
+    where: dict[Pair, set[int]] = defaultdict(set)
+    for w, (word, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in pairwise(word):
+            counts[pair] += freq
+            where[pair].add(w)
+    heap = [(-n, pair) for pair, n in counts.items()]
+    heapq.heapify(heap)
+    total = sum(len(word) * freq for word, freq in zip(words, freqs, strict=True))
+
+    merges: dict[Pair, int] = {}
+    tokens: list[int] = []
+    bar = tqdm(total=num_merges, desc="BPE merges", unit="merge", disable=not progress)
+    for step in range(num_merges):
+        while heap:                                       # the best pair whose count is still current
+            neg, pair = heapq.heappop(heap)
+            if counts.get(pair) == -neg:
+                break
+        else:
+            raise ValueError(f"the training text has no pairs left to merge after {step} merges: use "
+                             f"a longer text or a smaller vocab_size (at most {first_id + step} + specials)")
+        idx = first_id + step
+        merges[pair] = idx
+        touched: set[Pair] = set()
+        for w in where.pop(pair):                         # only the chunks that contain the pair change
+            old, freq = words[w], freqs[w]
+            new = merge(old, pair, idx)
+            words[w] = new
+            total -= (len(old) - len(new)) * freq
+            old_pairs, new_pairs = set(pairwise(old)), set(pairwise(new))
+            for p in pairwise(old):                   # take the chunk's old pairs out ...
+                counts[p] -= freq
+            for p in pairwise(new):                   # ... and put its new pairs in
+                counts[p] += freq
+            for p in old_pairs - new_pairs:
+                if p != pair:
+                    where[p].discard(w)
+            for p in new_pairs:
+                where[p].add(w)
+            touched |= old_pairs | new_pairs
+        counts.pop(pair, None)
+        for p in touched:
+            n = counts.get(p, 0)
+            if n > 0:
+                heapq.heappush(heap, (-n, p))
+            else:
+                counts.pop(p, None)
+                where.pop(p, None)
+        tokens.append(total)
+        bar.update(1)
+    bar.close()
+    return merges, tokens
