@@ -6,3 +6,7 @@ text -> tokenizer -> ids -> layers (embedding, layer-norm, attention, MLP) -> lo
 """
 
 __version__ = "0.1.0"
+
+from minigpt.allocator import keep_freed_memory as _keep_freed_memory
+
+_keep_freed_memory()   # reuse freed arrays' memory instead of page-faulting fresh pages (see allocator.py)

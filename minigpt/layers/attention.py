@@ -39,7 +39,7 @@ def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_pdrop: float 
     scale = 1.0 / math.sqrt(D)
     att = q @ k.swapaxes(-1, -2)                      # (B, H, Tq, Tk) scores: query . key
     att *= scale                                      # keeps the scores' variance ~1 as D grows
-    att[..., causal_mask(Tq, Tk)] = -np.inf           # no peeking at future positions
+    np.copyto(att, -np.inf, where=causal_mask(Tq, Tk))   # no peeking at future positions
     att -= att.max(axis=-1, keepdims=True)            # stable softmax: the largest exponent is 0
     np.exp(att, out=att)                              # (B, H, Tq, Tk)
     att /= att.sum(axis=-1, keepdims=True)            # (B, H, Tq, Tk) each row sums to 1 over the keys

@@ -22,17 +22,36 @@ GELU_CUBIC = 0.044715
 
 
 def gelu_forward(x: np.ndarray):
-    """x (...) -> out (...): GPT-2's tanh GELU, element by element."""
-    t = np.tanh(GELU_SCALE * (x + GELU_CUBIC * x * x * x))   # (...) tanh(u)
-    out = 0.5 * x * (1.0 + t)                                 # (...)
+    """x (...) -> out (...): GPT-2's tanh GELU, element by element.
+
+    Written with in-place operations (`*=`, out=): each avoided temporary saves a pass over memory.
+    """
+    t = x * x                                                 # (...) x^2
+    t *= GELU_CUBIC * GELU_SCALE
+    t += GELU_SCALE
+    t *= x                                                    # (...) u = sqrt(2/pi) (x + 0.044715 x^3)
+    np.tanh(t, out=t)                                         # (...) tanh(u)
+    out = t + 1.0
+    out *= x
+    out *= 0.5                                                # (...) 0.5 x (1 + tanh(u))
     return out, (x, t)                                        # x and tanh(u) give the derivative
 
 
 def gelu_backward(dout: np.ndarray, cache):
     """dout (...) -> dx (...)."""
     x, t = cache
-    du_dx = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * x * x)     # (...)
-    return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+    du_dx = x * x                                             # (...)
+    du_dx *= 3.0 * GELU_CUBIC * GELU_SCALE
+    du_dx += GELU_SCALE                                       # (...) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+    dx = t * t
+    np.subtract(1.0, dx, out=dx)                              # (...) 1 - tanh(u)^2
+    dx *= x
+    dx *= du_dx                                               # (...) x (1 - tanh^2) du/dx
+    dx += t
+    dx += 1.0
+    dx *= 0.5                                                 # (...) 0.5 (1 + tanh) + 0.5 x (1 - tanh^2) du/dx
+    dx *= dout                                                # (...) chain rule
+    return dx
 
 
 def mlp_forward(x: np.ndarray, c_fc_weight: np.ndarray, c_fc_bias: np.ndarray | None,

@@ -1,0 +1,158 @@
+"""One transformer block, forward + backward, minigpt (NumPy) vs PyTorch eager on the same shapes.
+
+Shapes default to nanoGPT's CPU recipe (B=12, T=64, C=128, H=4), float32, the same thread count for both.
+Prints the median time of each, their ratio (minigpt / torch: below 1.0 means minigpt is faster) and where
+minigpt's time goes (matmuls vs the rest), measured in the same run. Needs an otherwise idle machine.
+
+    python benchmarks/block.py [--B 12 --T 64 --C 128 --H 4 --repeat 50 --threads 2]
+
+PyTorch is optional: without it only minigpt's numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--B", type=int, default=12)
+    p.add_argument("--T", type=int, default=64)
+    p.add_argument("--C", type=int, default=128)
+    p.add_argument("--H", type=int, default=4)
+    p.add_argument("--repeat", type=int, default=50)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    return p.parse_args()
+
+
+ARGS = parse()
+# BLAS reads its thread count when numpy is first imported: set it before.
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+from minigpt.layers import (  # noqa: E402
+    attention_backward,
+    attention_forward,
+    layernorm_backward,
+    layernorm_forward,
+    mlp_backward,
+    mlp_forward,
+)
+
+
+def make_params(C: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    f32 = np.float32
+    return {
+        "ln_1.weight": np.ones(C, f32), "ln_1.bias": np.zeros(C, f32),
+        "attn.c_attn.weight": (0.02 * rng.standard_normal((C, 3 * C))).astype(f32),
+        "attn.c_attn.bias": np.zeros(3 * C, f32),
+        "attn.c_proj.weight": (0.02 * rng.standard_normal((C, C))).astype(f32),
+        "attn.c_proj.bias": np.zeros(C, f32),
+        "ln_2.weight": np.ones(C, f32), "ln_2.bias": np.zeros(C, f32),
+        "mlp.c_fc.weight": (0.02 * rng.standard_normal((C, 4 * C))).astype(f32),
+        "mlp.c_fc.bias": np.zeros(4 * C, f32),
+        "mlp.c_proj.weight": (0.02 * rng.standard_normal((4 * C, C))).astype(f32),
+        "mlp.c_proj.bias": np.zeros(C, f32),
+    }
+
+
+def numpy_block_step(x: np.ndarray, p: dict[str, np.ndarray], H: int, dout: np.ndarray) -> np.ndarray:
+    """x + attn(ln_1(x)), then + mlp(ln_2(.)); forward, then backward for dout. Returns dx."""
+    a, c1 = layernorm_forward(x, p["ln_1.weight"], p["ln_1.bias"])
+    a, c2 = attention_forward(a, p["attn.c_attn.weight"], p["attn.c_attn.bias"],
+                              p["attn.c_proj.weight"], p["attn.c_proj.bias"], H)
+    x1 = x + a
+    m, c3 = layernorm_forward(x1, p["ln_2.weight"], p["ln_2.bias"])
+    m, c4 = mlp_forward(m, p["mlp.c_fc.weight"], p["mlp.c_fc.bias"], p["mlp.c_proj.weight"], p["mlp.c_proj.bias"])
+    # backward, in reverse
+    dm = mlp_backward(dout, c4)[0]
+    dx1 = dout + layernorm_backward(dm, c3)[0]
+    da = attention_backward(dx1, c2)[0]
+    return dx1 + layernorm_backward(da, c1)[0]
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()
+    fn()  # warm-up: allocator, BLAS threads
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def torch_block_ms(B: int, T: int, C: int, H: int, repeat: int, threads: int) -> float | None:
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    ln1, ln2 = torch.nn.LayerNorm(C), torch.nn.LayerNorm(C)
+    c_attn, c_proj = torch.nn.Linear(C, 3 * C), torch.nn.Linear(C, C)
+    c_fc, m_proj = torch.nn.Linear(C, 4 * C), torch.nn.Linear(4 * C, C)
+    x = torch.randn(B, T, C, generator=g, requires_grad=True)
+    dout = torch.randn(B, T, C, generator=g)
+
+    def step():
+        q, k, v = c_attn(ln1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        x1 = x + c_proj(y)
+        out = x1 + m_proj(F.gelu(c_fc(ln2(x1)), approximate="tanh"))
+        out.backward(dout)
+
+    return median_ms(step, repeat)
+
+
+def main() -> None:
+    B, T, C, H = ARGS.B, ARGS.T, ARGS.C, ARGS.H
+    rng = np.random.default_rng(0)
+    p = make_params(C, rng)
+    x = rng.standard_normal((B, T, C)).astype(np.float32)
+    dout = rng.standard_normal((B, T, C)).astype(np.float32)
+    ours = median_ms(lambda: numpy_block_step(x, p, H, dout), ARGS.repeat)
+
+    # the matmuls alone (same shapes, same count) tell how much of the step is BLAS
+    N = B * T
+    shapes = [(N, C, 3 * C), (N, C, C), (N, C, 4 * C), (N, 4 * C, C)]
+    mats = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))
+            for m, k, n in shapes]
+    q = rng.standard_normal((B, H, T, C // H)).astype(np.float32)
+    att = rng.standard_normal((B, H, T, T)).astype(np.float32)
+
+    def matmuls():
+        for a, b in mats:  # forward, dx and dweight of every linear layer
+            a @ b
+            (a @ b) @ b.T
+            a.T @ (a @ b)
+        for _ in range(2):  # q k^T and att v forward; 4 batched matmuls backward
+            q @ q.swapaxes(-1, -2)
+            att @ q
+            att @ q
+            att.swapaxes(-1, -2) @ q
+    mm = median_ms(matmuls, ARGS.repeat)
+    flops = 3 * 2 * N * C * (3 * C + C + 4 * C + 4 * C) + 3 * 2 * 2 * B * H * T * T * (C // H)
+
+    print(f"block fwd+bwd  B={B} T={T} C={C} H={H} float32, {ARGS.threads} thread(s), median of {ARGS.repeat}")
+    print(f"  minigpt (NumPy)  {ours:8.2f} ms   {flops / ours / 1e6:6.1f} GFLOP/s")
+    print(f"  its matmuls only {mm:8.2f} ms   (~{100 * mm / ours:.0f}% of the step; the rest is elementwise,"
+          " softmax, layer-norm, copies)")
+    theirs = torch_block_ms(B, T, C, H, ARGS.repeat, ARGS.threads)
+    if theirs is None:
+        print("  PyTorch not installed: no ratio (pip install -e '.[reference]')")
+        return
+    print(f"  PyTorch eager    {theirs:8.2f} ms   {flops / theirs / 1e6:6.1f} GFLOP/s")
+    print(f"  ratio minigpt / PyTorch = {ours / theirs:.2f}  (goal <= 0.8)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
