@@ -69,7 +69,8 @@ def numpy_block_step(x: np.ndarray, p: dict[str, np.ndarray], H: int, dout: np.n
                               p["attn.c_proj.weight"], p["attn.c_proj.bias"], H)
     x1 = x + a
     m, c3 = layernorm_forward(x1, p["ln_2.weight"], p["ln_2.bias"])
-    m, c4 = mlp_forward(m, p["mlp.c_fc.weight"], p["mlp.c_fc.bias"], p["mlp.c_proj.weight"], p["mlp.c_proj.bias"])
+    m, c4 = mlp_forward(m, p["mlp.c_fc.weight"], p["mlp.c_fc.bias"],
+                        p["mlp.c_proj.weight"], p["mlp.c_proj.bias"])
     # backward, in reverse
     dm = mlp_backward(dout, c4)[0]
     dx1 = dout + layernorm_backward(dm, c3)[0]
@@ -142,7 +143,8 @@ def main() -> None:
     mm = median_ms(matmuls, ARGS.repeat)
     flops = 3 * 2 * N * C * (3 * C + C + 4 * C + 4 * C) + 3 * 2 * 2 * B * H * T * T * (C // H)
 
-    print(f"block fwd+bwd  B={B} T={T} C={C} H={H} float32, {ARGS.threads} thread(s), median of {ARGS.repeat}")
+    print(f"block fwd+bwd  B={B} T={T} C={C} H={H} float32, {ARGS.threads} thread(s), "
+          f"median of {ARGS.repeat}")
     print(f"  minigpt (NumPy)  {ours:8.2f} ms   {flops / ours / 1e6:6.1f} GFLOP/s")
     print(f"  its matmuls only {mm:8.2f} ms   (~{100 * mm / ours:.0f}% of the step; the rest is elementwise,"
           " softmax, layer-norm, copies)")

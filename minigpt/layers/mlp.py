@@ -49,7 +49,7 @@ def gelu_backward(dout: np.ndarray, cache):
     dx *= du_dx                                               # (...) x (1 - tanh^2) du/dx
     dx += t
     dx += 1.0
-    dx *= 0.5                                                 # (...) 0.5 (1 + tanh) + 0.5 x (1 - tanh^2) du/dx
+    dx *= 0.5                                                 # (...) 0.5(1 + tanh) + 0.5 x(1 - tanh^2) du/dx
     dx *= dout                                                # (...) chain rule
     return dx
 
