@@ -102,3 +102,9 @@ def test_backward_equals_one_hot_transpose(b, t, seed):
     np.testing.assert_allclose(dwte, onehot.T @ dout.reshape(-1, C), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dwpe[:t], dout.sum(axis=0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dwte.sum(axis=0), dout.sum(axis=(0, 1)), rtol=1e-10, atol=1e-12)
+
+
+def test_negative_start_raises():
+    wte, wpe = tables()
+    with pytest.raises(ValueError, match="start"):
+        embedding_forward(np.zeros((1, 2), dtype=np.int64), wte, wpe, start=-1)

@@ -17,6 +17,8 @@ def embedding_forward(idx: np.ndarray, wte: np.ndarray, wpe: np.ndarray, start: 
     """idx (B, T) int -> out (B, T, C). `start` is the position of idx[:, 0] (non-zero with a KV cache)."""
     B, T = idx.shape
     V, P = wte.shape[0], wpe.shape[0]
+    if start < 0:
+        raise ValueError(f"start must be a position >= 0, got {start}")
     if start + T > P:
         raise ValueError(f"positions {start}..{start + T - 1} exceed the {P} learned positions (block_size)")
     if idx.size and (idx.min() < 0 or idx.max() >= V):
