@@ -1,0 +1,311 @@
+"""Tokenizers: round trips on arbitrary Unicode, training rules, GPT-2 exactness, files, streaming decode."""
+
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minigpt import bpe
+from minigpt.paths import shared_data
+from minigpt.tokenizer import BPETokenizer, CharTokenizer
+
+SAMPLE = ("First Citizen:\nBefore we proceed any further, hear me speak.\r\n\nAll:\nSpeak, speak.\n"
+          "It's 2024 and we'll test   whitespace\t\ttabs, digits 1234567 and café naïve.\n"
+          "床前明月光，疑是地上霜。举头望明月，低头思故乡。 Emoji 😀🎉 and a combining é.\n") * 3
+CJK_EMOJI = "床前明月光，疑是地上霜。😀👩‍👩‍👧 🎉 naïve e\u0301 \u00a0NBSP\r\n"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return BPETokenizer.train(SAMPLE, vocab_size=320, pattern="gpt2", special_tokens=("<|endoftext|>",))
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    path = shared_data("gpt2.tiktoken")
+    if path is None:
+        pytest.skip("shared gpt2.tiktoken not available (../shared/data)")
+    return BPETokenizer.from_tiktoken(path)
+
+
+# ---- the lesson functions ------------------------------------------------------------------------
+def test_get_stats_and_merge():
+    assert bpe.get_stats([1, 2, 1, 2, 2]) == {(1, 2): 2, (2, 1): 1, (2, 2): 1}
+    assert bpe.get_stats([7, 7, 7]) == {(7, 7): 2}                    # overlapping pairs count
+    assert bpe.merge([7, 7, 7], (7, 7), 300) == [300, 7]               # but merge left to right
+    assert bpe.merge([1, 2, 3, 1, 2], (1, 2), 256) == [256, 3, 256]
+
+
+def _naive_train(text, vocab_size, pattern):
+    """The definition: recount every pair after every merge; highest count, then smallest pair."""
+    words = [list(c.encode()) for c in bpe.split(text, pattern)]
+    merges = {}
+    for idx in range(256, vocab_size):
+        stats = {}
+        for w in words:
+            bpe.get_stats(w, stats)
+        best = min(stats, key=lambda p: (-stats[p], p))
+        merges[best] = idx
+        words = [bpe.merge(w, best, idx) for w in words]
+    return merges
+
+
+@pytest.mark.parametrize("pattern", [bpe.GPT2_PATTERN, bpe.GPT4_PATTERN, None])
+def test_incremental_training_equals_the_definition(pattern):
+    text = SAMPLE[:600]
+    assert bpe.train(text, 330, pattern) == _naive_train(text, 330, pattern)
+
+
+def test_tie_break_is_smallest_pair():
+    assert bpe.train("abcd", 257) == {(97, 98): 256}                  # all pairs count 1: (a, b) wins
+    assert bpe.train("cdcdab", 257) == {(99, 100): 256}                # count 2 beats count 1
+
+
+def test_training_reaches_vocab_size_and_is_deterministic(trained):
+    assert trained.vocab_size == 320
+    assert len(trained.merges) == 320 - 256 - 1
+    assert trained.special_tokens == {"<|endoftext|>": 319}
+    again = BPETokenizer.train(SAMPLE, vocab_size=320, pattern="gpt2", special_tokens=("<|endoftext|>",))
+    assert again.merges == trained.merges
+    assert trained.train_tokens == sorted(trained.train_tokens, reverse=True)
+
+
+def test_training_runs_out_of_pairs():
+    with pytest.raises(ValueError, match="no pairs left"):
+        BPETokenizer.train("ab ab", vocab_size=300)
+    with pytest.raises(ValueError, match="too small"):
+        BPETokenizer.train("abc", vocab_size=256)
+    with pytest.raises(ValueError, match="pattern"):
+        BPETokenizer.train("abc", vocab_size=260, pattern="gtp2")
+
+
+def test_special_tokens_are_never_merged_in_training():
+    text = "<|endoftext|>" * 50 + "hello world " * 5
+    tok = BPETokenizer.train(text, vocab_size=263, special_tokens=("<|endoftext|>",))
+    assert b"<|" not in {tok.decode_bytes([i]) for i in tok.merges.values()}
+
+
+# ---- round trips ---------------------------------------------------------------------------------
+@given(st.text(max_size=200))
+@settings(max_examples=150, deadline=None)
+def test_char_round_trip(s):
+    tok = CharTokenizer.from_text(s + "a")
+    assert tok.decode(tok.encode(s)) == s
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=150, deadline=None)
+def test_trained_bpe_round_trip(trained, s):
+    assert trained.decode(trained.encode(s)) == s
+    assert trained.decode(trained.encode(s, allowed_special="all")) == s
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=150, deadline=None)
+def test_gpt2_round_trip(gpt2, s):
+    assert gpt2.decode(gpt2.encode(s)) == s
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_no_pattern_round_trip(s):
+    tok = BPETokenizer.train(SAMPLE[:300], vocab_size=280, pattern=None, special_tokens=())
+    assert tok.decode(tok.encode(s)) == s
+
+
+def test_char_tokenizer_errors_name_the_character(tmp_path):
+    tok = CharTokenizer.from_text("hello")
+    assert tok.vocab_size == 4 and tok.encode("hole") == [1, 3, 2, 0]
+    with pytest.raises(ValueError, match=r"'é' \(U\+00E9\) at position 2"):
+        tok.encode("heé")
+    with pytest.raises(ValueError, match="token id 9 at position 1"):
+        tok.decode([0, 9])
+    tok.save(tmp_path / "c.json")
+    assert CharTokenizer.load(tmp_path / "c.json").chars == tok.chars
+    (tmp_path / "bad.json").write_text('{"format": "minigpt-char", "version": 1, "chars": ["ab"]}')
+    with pytest.raises(ValueError, match="bad.json"):
+        CharTokenizer.load(tmp_path / "bad.json")
+
+
+# ---- GPT-2 exactness (ids verified with tiktoken in ../shared/NOTES.md) --------------------------
+def test_gpt2_known_ids(gpt2):
+    assert gpt2.vocab_size == 50257
+    assert gpt2.encode("hello world") == [31373, 995]
+    assert gpt2.encode("a   b") == [64, 220, 220, 275]
+    assert gpt2.encode("Hello  world  ") == [15496, 220, 995, 220, 220]
+    assert gpt2.encode("This is good.\n\n") == [1212, 318, 922, 13, 628]
+    assert gpt2.encode("東京") == [30266, 109, 12859, 105]
+    assert gpt2.encode("我说你倒是快点啊") == [22755, 239, 46237, 112, 19526, 254, 161, 222, 240, 42468,
+                                          33232, 104, 163, 224, 117, 161, 243, 232]
+    # byte tokens follow GPT-2's byte order, not byte values
+    assert [gpt2.encode(c)[0] for c in "!Aa\n "] == [0, 32, 64, 198, 220]
+
+
+def test_gpt2_special_tokens(gpt2):
+    text = "a<|endoftext|>b"
+    assert gpt2.encode("<|endoftext|>") == [27, 91, 437, 1659, 5239, 91, 29]   # ordinary text by default
+    assert gpt2.encode("<|endoftext|>", allowed_special="all") == [50256]
+    assert gpt2.encode(text, allowed_special={"<|endoftext|>"}) == [64, 50256, 65]
+    assert gpt2.encode(text, allowed_special=set()) == gpt2.encode(text)
+    assert gpt2.decode([50256]) == "<|endoftext|>"
+    with pytest.raises(ValueError, match="unknown special"):
+        gpt2.encode(text, allowed_special={"<|im_start|>"})
+    with pytest.raises(ValueError, match="allowed_special"):
+        gpt2.encode(text, allowed_special="yes")
+
+
+def test_decode_bad_ids(gpt2):
+    assert gpt2.decode([31373, 995]) == "hello world"
+    assert gpt2.decode([22755]) == "\ufffd"                            # half a character -> replacement
+    assert gpt2.decode_bytes([22755, 239]) == "我".encode()
+    for bad, where in [([1, 50257], "50257 at position 1"), ([-1], "-1 at position 0"),
+                       ([0, 1.5], "1.5 at position 1")]:
+        with pytest.raises(ValueError, match=where):
+            gpt2.decode(bad)
+
+
+def _to_unicode_table():
+    """GPT-2's byte -> character table, written independently here (tiktoken's load.py rule)."""
+    order = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
+    order += [b for b in range(256) if b not in order]
+    table, n = {}, 0
+    for b in order:
+        if chr(b).isprintable() and chr(b) != " ":
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + n)
+            n += 1
+    return order, table
+
+
+def test_from_gpt2_files_matches_from_tiktoken(gpt2, tmp_path):
+    order, table = _to_unicode_table()
+    assert gpt2.byte_ids == [order.index(b) for b in range(256)]
+    text = {i: "".join(table[b] for b in gpt2.decode_bytes([i])) for i in range(50256)}
+    encoder = {text[i]: i for i in range(50256)} | {"<|endoftext|>": 50256}
+    merges = sorted(gpt2.merges.items(), key=lambda item: item[1])
+    (tmp_path / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{text[a]} {text[b]}" for (a, b), _ in merges] + [""]
+    (tmp_path / "vocab.bpe").write_text("\n".join(lines), encoding="utf-8")
+    other = BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    assert other.merges == gpt2.merges and other.byte_ids == gpt2.byte_ids
+    assert other.special_tokens == {"<|endoftext|>": 50256}
+    assert other.encode(SAMPLE + CJK_EMOJI) == gpt2.encode(SAMPLE + CJK_EMOJI)
+    # a broken merges file names the file and the line
+    (tmp_path / "vocab.bpe").write_text("#version: 0.2\nĠ t\nh e x\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"vocab.bpe, line 3"):
+        BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    (tmp_path / "vocab.bpe").write_text("#version: 0.2\nĠ zzzq\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not in encoder.json"):
+        BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    (tmp_path / "encoder.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="encoder.json: not valid JSON"):
+        BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def test_save_load_round_trip(trained, tmp_path):
+    trained.save(tmp_path / "tok.json")
+    data = json.loads((tmp_path / "tok.json").read_text(encoding="utf-8"))
+    assert data["version"] == 1 and data["pattern"] == "gpt2" and data["merges"][0][2] == 256
+    back = BPETokenizer.load(tmp_path / "tok.json")
+    assert back.merges == trained.merges and back.special_tokens == trained.special_tokens
+    assert back.encode(SAMPLE, allowed_special="all") == trained.encode(SAMPLE, allowed_special="all")
+
+
+def test_gpt2_save_load_round_trip(gpt2, tmp_path):
+    gpt2.save(tmp_path / "gpt2.json")
+    back = BPETokenizer.load(tmp_path / "gpt2.json")
+    assert back.byte_ids == gpt2.byte_ids and back.merges == gpt2.merges and back.vocab_size == 50257
+
+
+def _corrupt(tmp_path, trained, edit):
+    trained.save(tmp_path / "tok.json")
+    data = json.loads((tmp_path / "tok.json").read_text(encoding="utf-8"))
+    edit(data)
+    (tmp_path / "tok.json").write_text(json.dumps(data), encoding="utf-8")
+    return tmp_path / "tok.json"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("merges"), r"missing field\(s\) \['merges'\]"),
+    (lambda d: d.update(version=99), "format version 99"),
+    (lambda d: d.update(format="other"), "not a minigpt-bpe"),
+    (lambda d: d["merges"].__setitem__(0, [1000, 2, 256]), "names id 1000"),
+    (lambda d: d["merges"].__setitem__(0, [1, 2]), "merge #0 must be"),
+    (lambda d: d["merges"].__setitem__(1, [1, 2, 999]), "merge ids must be 256, 257"),
+    (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must follow"),
+    (lambda d: d["byte_ids"].__setitem__(0, 1), "byte_ids must list"),
+    (lambda d: d.update(pattern="nope"), "pattern must be one of"),
+])
+def test_malformed_tokenizer_files(tmp_path, trained, edit, message):
+    path = _corrupt(tmp_path, trained, edit)
+    with pytest.raises(ValueError, match=message) as info:
+        BPETokenizer.load(path)
+    assert "tok.json" in str(info.value)
+
+
+def test_truncated_json_and_missing_file(tmp_path, trained):
+    trained.save(tmp_path / "tok.json")
+    text = (tmp_path / "tok.json").read_text(encoding="utf-8")
+    (tmp_path / "tok.json").write_text(text[: len(text) // 2], encoding="utf-8")
+    with pytest.raises(ValueError, match="tok.json: not valid JSON"):
+        BPETokenizer.load(tmp_path / "tok.json")
+    with pytest.raises(FileNotFoundError, match="nothere.json"):
+        BPETokenizer.load(tmp_path / "nothere.json")
+
+
+def _tiktoken_lines():
+    """A tiny valid .tiktoken: the 256 bytes (identity ranks) and two merges."""
+    tokens = [bytes([b]) for b in range(256)] + [b"ab", b"abc"]
+    return [base64.b64encode(t).decode() + f" {r}" for r, t in enumerate(tokens)]
+
+
+def test_tiktoken_files(tmp_path):
+    path = tmp_path / "tiny.tiktoken"
+    path.write_text("\n".join(_tiktoken_lines()) + "\n")
+    tok = BPETokenizer.from_tiktoken(path)
+    assert tok.merges == {(97, 98): 256, (256, 99): 257} and tok.vocab_size == 259
+    assert tok.encode("abcab") == [257, 256]
+    for lines, message in [
+        (_tiktoken_lines()[:-1] + ["YWJj"], "line 258: expected '<base64 token> <rank>'"),   # truncated
+        (_tiktoken_lines()[:-1] + ["Y!!j 257"], "line 258: cannot parse"),
+        (_tiktoken_lines()[:-1] + ["YWJj 300"], "ranks must be 0..257"),
+        (["eHl6 0"] + _tiktoken_lines()[1:], "single byte"),
+        (_tiktoken_lines()[:-2] + ["YWJj 256"], "not the merge of two earlier tokens"),
+    ]:
+        path.write_text("\n".join(lines) + "\n")
+        with pytest.raises(ValueError, match=message) as info:
+            BPETokenizer.from_tiktoken(path)
+        assert "tiny.tiktoken" in str(info.value)
+
+
+# ---- streaming -----------------------------------------------------------------------------------
+def _stream(tok, ids):
+    dec = tok.stream_decoder()
+    pieces = [dec.push(i) for i in ids]
+    return pieces, dec.flush()
+
+
+def test_stream_decoder_emits_only_whole_characters(gpt2, trained):
+    for tok in (gpt2, trained):
+        ids = tok.encode(CJK_EMOJI)
+        assert any(tok.decode([i]) == "\ufffd" for i in ids)          # some ids are parts of a character
+        pieces, tail = _stream(tok, ids)
+        assert "".join(pieces) == CJK_EMOJI and tail == ""
+        assert all("\ufffd" not in p for p in pieces)
+
+
+def test_stream_decoder_flushes_an_incomplete_character(gpt2):
+    pieces, tail = _stream(gpt2, [22755])                              # the first bytes of 我
+    assert pieces == [""] and tail == "\ufffd"
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=100, deadline=None)
+def test_stream_decoder_property(trained, s):
+    pieces, tail = _stream(trained, trained.encode(s))
+    assert "".join(pieces) + tail == s
+    assert all("\ufffd" not in p for p in pieces) or "\ufffd" in s
