@@ -58,8 +58,35 @@ def _lesson_title(path) -> str:
     return ""
 
 
+# ---- minigpt download NAME [--dest DIR] --------------------------------------------------------------------
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch GPT-2 weights and tokenizer files from the Hugging Face Hub",
+                       description="Download config.json, vocab.json, merges.txt and model.safetensors. "
+                                   "Complete files are kept, interrupted ones resumed. Default folder: "
+                                   "$MINIGPT_MODELS/NAME or ~/.cache/minigpt/models/NAME; base URL: "
+                                   "$MINIGPT_HF_ENDPOINT or https://huggingface.co.")
+    p.add_argument("name", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, or a Hub repo id 'owner/model'")
+    p.add_argument("--dest", help="folder to put the files in")
+    p.add_argument("--revision", default="main", help="branch, tag or commit on the Hub (default: main)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from minigpt import download
+
+    try:
+        folder = download.download(args.name, args.dest, revision=args.revision,
+                                   progress=not args.no_progress)
+    except download.DownloadError as exc:
+        print(f"minigpt: error: {exc}", file=sys.stderr)
+        return 1
+    print(folder)
+    return 0
+
+
 COMMANDS = {
     "lesson": (_add_lesson, _cmd_lesson),
+    "download": (_add_download, _cmd_download),
 }
 
 
