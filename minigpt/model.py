@@ -94,6 +94,22 @@ def param_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def count_params(config: GPTConfig, non_embedding: bool = False) -> int:
+    """Parameters of a GPT, counted from the config (the output head is wte, so it adds nothing):
+
+        V C + P C                   token and position embeddings (P = block_size)
+        L (12 C^2 + 13 C)           per block: c_attn 3C^2 + 3C, attn c_proj C^2 + C, c_fc 4C^2 + 4C,
+                                    mlp c_proj 4C^2 + C, two LayerNorms 2 x 2C
+        2 C                         ln_f
+    GPT-2 small (V 50257, P 1024, L 12, C 768): 38,597,376 + 786,432 + 85,054,464 + 1,536 = 124,439,808.
+    Without biases a block has 12 C^2 + 2 C and ln_f C. non_embedding=True leaves out wpe (nanoGPT's way).
+    """
+    V, P, C, L = config.vocab_size, config.block_size, config.n_embd, config.n_layer
+    per_block = 12 * C * C + (13 * C if config.bias else 2 * C)
+    total = V * C + P * C + L * per_block + (2 * C if config.bias else C)
+    return total - P * C if non_embedding else total
+
+
 def init_params(config: GPTConfig, rng: np.random.Generator, dtype=np.float32) -> Params:
     """GPT-2's initialisation: weights N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), biases 0,
     LayerNorm gains 1. Draws in float64 then casts, so float32 and float64 models of one seed agree."""
@@ -273,8 +289,7 @@ class GPT:
         non_embedding=True leaves out the position embeddings wpe, as nanoGPT reports it; wte stays in
         because it is also the output head's weight.
         """
-        n = sum(p.size for p in self.params.values())
-        return n - self.params["wpe.weight"].size if non_embedding else n
+        return count_params(self.config, non_embedding)
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs (forward + backward) per token: 6 N + 12 L C T (PaLM appendix B, nanoGPT's MFU).
