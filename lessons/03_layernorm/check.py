@@ -75,7 +75,8 @@ def run(impl, g) -> None:
         out, _ = impl.layernorm_forward(c["x"], c["weight"], c["bias"])
         out = np.asarray(out)
         g.true("no NaN or inf", bool(np.all(np.isfinite(out))))
-        g.close("a constant row comes out as the bias (x - mean = 0)", out[0, 0], c["bias"], rtol=0, atol=1e-12)
+        g.close("a constant row comes out as the bias (x - mean = 0)", out[0, 0], c["bias"],
+                rtol=0, atol=1e-12)
 
     with g.case("layernorm finite differences (float64)"):
         args = [x.copy(), r["weight"].copy(), r["bias"].copy()]
