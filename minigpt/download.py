@@ -24,6 +24,7 @@ import http.client
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -141,18 +142,15 @@ def _part(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-class _KeepMethodRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects keeping the method: urllib turns a redirected HEAD into a GET, which for the Hub's
-    redirect to its file storage would download the whole file just to learn its size."""
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hand 3xx answers back to the caller instead of following them (used for HEAD, see remote_size)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None:
-            new.method = req.get_method()
-        return new
+        return None
 
 
-_opener = urllib.request.build_opener(_KeepMethodRedirects)
+_follow = urllib.request.build_opener()                 # GET: follow redirects to the file storage
+_no_follow = urllib.request.build_opener(_NoRedirects)  # HEAD: look at each redirect ourselves
 
 
 def _open(url: str, *, method: str = "GET", start: int = 0, timeout: float):
@@ -160,11 +158,12 @@ def _open(url: str, *, method: str = "GET", start: int = 0, timeout: float):
     headers = {"User-Agent": f"minigpt/{__version__}"}
     if start:
         headers["Range"] = f"bytes={start}-"
+    opener = _no_follow if method == "HEAD" else _follow
     try:
-        return _opener.open(urllib.request.Request(url, headers=headers, method=method), timeout=timeout)
+        return opener.open(urllib.request.Request(url, headers=headers, method=method), timeout=timeout)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416:
-            return exc  # "range not satisfiable": the caller decides (the .part may be complete)
+        if exc.code == 416 or 300 <= exc.code < 400:
+            return exc  # "range not satisfiable" or a redirect not followed: the caller decides
         hint = {404: "not found — check the model name, and that the repo has this file (minigpt reads "
                      "model.safetensors only, never pickle-based .bin files)",
                 401: "unauthorized — the repo is private or gated; download it by hand",
@@ -176,10 +175,28 @@ def _open(url: str, *, method: str = "GET", start: int = 0, timeout: float):
 
 
 def remote_size(url: str, *, timeout: float = 30.0) -> int | None:
-    """The file's size from a HEAD request (None if the server does not say)."""
-    with _open(url, method="HEAD", timeout=timeout) as resp:
-        length = resp.headers.get("Content-Length")
-        return int(length) if length is not None and length.isdigit() else None
+    """The file's size from HEAD requests, without downloading it (None if the server does not say).
+
+    Like the Hub's own client, follow redirects only within the same site (a renamed repo, e.g. gpt2 ->
+    openai-community/gpt2). Big files redirect to a storage service instead; the Hub puts their size in
+    that redirect's X-Linked-Size header, and storage URLs signed for GET may refuse a HEAD.
+    """
+    for _ in range(10):
+        with _open(url, method="HEAD", timeout=timeout) as resp:
+            if not 300 <= resp.status < 400:
+                return _int_header(resp.headers.get("Content-Length"))
+            linked = _int_header(resp.headers.get("X-Linked-Size"))
+            if linked is not None:
+                return linked
+            target = urllib.parse.urljoin(url, resp.headers.get("Location", ""))
+            if urllib.parse.urlsplit(target).netloc != urllib.parse.urlsplit(url).netloc:
+                return None
+            url = target
+    return None
+
+
+def _int_header(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -208,8 +225,7 @@ def _fetch(url: str, dest: Path, *, progress: bool, timeout: float) -> None:
             mode = "ab"  # the server continues where we stopped
         else:
             have, mode = 0, "wb"  # a whole file (the server ignored Range, or there was nothing to resume)
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length is not None and length.isdigit() else None
+            total = _int_header(resp.headers.get("Content-Length"))
         with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                          unit_divisor=1024, desc=dest.name, disable=not progress) as bar:
             try:

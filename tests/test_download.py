@@ -49,12 +49,17 @@ class Handler(BaseHTTPRequestHandler):
     def respond(self, body: bool) -> None:
         hub = self.hub
         hub.log.append((self.command, self.path, self.headers.get("Range")))
+        if self.path.startswith("/old-name/"):  # a renamed repo: a relative redirect on the same site
+            self.redirect(307, self.path.replace("/old-name/", f"/{REPO}/", 1))
+            return
         if self.path.startswith(f"/{REPO}/") and self.path.endswith("/model.safetensors"):
-            # the Hub redirects big files to its file storage
-            self.send_response(302)
-            self.send_header("Location", "/storage" + self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            # the Hub redirects big files to its file storage, telling their size in X-Linked-Size
+            size = len(hub.files.get(self.path, b""))
+            self.redirect(302, f"http://localhost:{self.server.server_address[1]}/storage{self.path}",
+                          {"X-Linked-Size": str(size)})
+            return
+        if self.path.startswith("/storage") and self.command == "HEAD":
+            self.send_error(403)  # storage URLs are signed for GET only
             return
         path = self.path.removeprefix("/storage")
         if path not in hub.files:
@@ -86,6 +91,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(chunk)
+
+
+    def redirect(self, code: int, location: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Location", location)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
 def tiny_model_files() -> dict[str, bytes]:
@@ -133,7 +147,14 @@ def test_complete_files_are_not_downloaded_again(hub: Hub, tmp_path: Path) -> No
     hub.log.clear()
     dl.download("gpt2", tmp_path, progress=False)
     assert {method for method, *_ in hub.log} == {"HEAD"}  # only size checks, no data
-    assert any(path.startswith("/storage") for _, path, _ in hub.log)  # HEAD kept HEAD across the redirect
+    assert not any(path.startswith("/storage") for _, path, _ in hub.log)  # size from X-Linked-Size
+
+
+def test_remote_size_follows_same_site_redirects_only(hub: Hub) -> None:
+    files = tiny_model_files()
+    endpoint = dl.endpoint()
+    assert dl.remote_size(f"{endpoint}/old-name/resolve/main/config.json") == len(files["config.json"])
+    assert dl.remote_size(url("model.safetensors")) == len(files["model.safetensors"])
 
 
 def test_file_whose_size_changed_on_the_server_is_fetched_again(hub: Hub, tmp_path: Path) -> None:
