@@ -90,12 +90,15 @@ def download(name: str, dest: str | Path | None = None, *, files: tuple[str, ...
     """
     repo = repo_id(name)
     folder = Path(dest) if dest is not None else default_dest(name)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     urls = {file: hub_url(repo, file, revision) for file in files}
     for file, url in urls.items():
         try:
             download_file(url, folder / file, progress=progress, retries=retries)
         except Unreachable as exc:  # could not connect at all: explain the manual way
+            if created and not any(folder.iterdir()):
+                folder.rmdir()  # leave no empty folder behind
             raise Unreachable(f"{exc}\n\n{manual_instructions(urls, folder)}") from None
     _check_model_file(folder / "model.safetensors")
     return folder

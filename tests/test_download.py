@@ -229,6 +229,7 @@ def test_unreachable_hub_explains_the_manual_way(monkeypatch: pytest.MonkeyPatch
     for file in dl.FILES:  # every URL and where to put it
         assert f"/openai-community/gpt2-medium/resolve/main/{file}" in message
         assert str(tmp_path / "m" / file) in message
+    assert not (tmp_path / "m").exists()  # no empty folder left behind
 
 
 def test_complete_folder_works_offline(hub: Hub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
