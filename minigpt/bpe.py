@@ -93,8 +93,11 @@ def train(text: str, vocab_size: int, pattern: str | None = None) -> dict[Pair, 
 def encode(text: str, merges: dict[Pair, int], pattern: str | None = None) -> list[int]:
     """Text -> ids: split with the regex, turn each chunk into its UTF-8 bytes, apply merges by priority."""
     ids: list[int] = []
+    seen: dict[str, list[int]] = {}          # words repeat: each distinct chunk is merged only once
     for chunk in split(text, pattern):
-        ids.extend(encode_chunk(list(chunk.encode("utf-8")), merges))
+        if chunk not in seen:
+            seen[chunk] = encode_chunk(list(chunk.encode("utf-8")), merges)
+        ids.extend(seen[chunk])
     return ids
 
 
@@ -145,9 +148,11 @@ def learn_merges(chunks: dict[bytes, int], num_merges: int, first_id: int = 256,
 
     Returns (merges, tokens): tokens[k] is the training text's length in tokens after k + 1 merges.
     Instead of recounting every pair after every merge, it keeps `counts` (pair -> count over the text)
-    and `where` (pair -> the chunks containing it), and after a merge re-counts only those chunks.
+    and `where` (pair -> the chunks that contain it, or once did), and after a merge visits only those
+    chunks, adjusting only the pairs next to each merge site.
     The best pair comes from a heap of (-count, pair): highest count first, ties to the smallest (a, b).
-    Entries go stale when a count changes; a popped entry is used only if it still matches `counts`.
+    A count only grows for the pairs a merge creates, and those are pushed; when a count shrinks its
+    heap entry is left as an upper bound, and a popped entry that is too high is pushed back corrected.
     """
     from tqdm import tqdm
 
@@ -167,40 +172,51 @@ def learn_merges(chunks: dict[bytes, int], num_merges: int, first_id: int = 256,
     tokens: list[int] = []
     bar = tqdm(total=num_merges, desc="BPE merges", unit="merge", disable=not progress)
     for step in range(num_merges):
-        while heap:                                       # the best pair whose count is still current
+        while heap:                                       # the best pair whose count is exact
             neg, pair = heapq.heappop(heap)
-            if counts.get(pair) == -neg:
+            now = counts.get(pair, 0)
+            if now == -neg:
                 break
+            if now > 0:                                   # the count shrank since this entry was pushed
+                heapq.heappush(heap, (-now, pair))
         else:
             raise ValueError(f"the training text has no pairs left to merge after {step} merges: use "
                              f"a longer text or a smaller vocab_size (at most {first_id + step} + specials)")
         idx = first_id + step
         merges[pair] = idx
-        touched: set[Pair] = set()
+        a, b = pair
+        created: set[Pair] = set()
         for w in where.pop(pair):                         # only the chunks that contain the pair change
-            old, freq = words[w], freqs[w]
-            new = merge(old, pair, idx)
-            words[w] = new
-            total -= (len(old) - len(new)) * freq
-            old_pairs, new_pairs = set(pairwise(old)), set(pairwise(new))
-            for p in pairwise(old):                   # take the chunk's old pairs out ...
-                counts[p] -= freq
-            for p in pairwise(new):                   # ... and put its new pairs in
-                counts[p] += freq
-            for p in old_pairs - new_pairs:
-                if p != pair:
-                    where[p].discard(w)
-            for p in new_pairs:
-                where[p].add(w)
-            touched |= old_pairs | new_pairs
-        counts.pop(pair, None)
-        for p in touched:
-            n = counts.get(p, 0)
-            if n > 0:
-                heapq.heappush(heap, (-n, p))
-            else:
-                counts.pop(p, None)
-                where.pop(p, None)
+            word, freq = words[w], freqs[w]
+            out: list[int] = []
+            i, n, last_end = 0, len(word), -2
+            while i < n:
+                if i < n - 1 and word[i] == a and word[i + 1] == b:     # a merge site at i, i + 1
+                    if i > 0 and last_end != i - 1:       # the pair on its left disappears (unless the
+                        counts[(word[i - 1], a)] -= freq  # previous site already took it away)
+                    if i < n - 2:                         # the pair on its right disappears
+                        counts[(b, word[i + 2])] -= freq
+                    if out:                               # new pair: (left neighbour, idx)
+                        new = (out[-1], idx)
+                        counts[new] += freq
+                        where[new].add(w)
+                        created.add(new)
+                    out.append(idx)
+                    last_end = i + 1
+                    i += 2
+                    total -= freq
+                else:
+                    if out and out[-1] == idx:            # new pair: (idx, right neighbour)
+                        new = (idx, word[i])
+                        counts[new] += freq
+                        where[new].add(w)
+                        created.add(new)
+                    out.append(word[i])
+                    i += 1
+            words[w] = out
+        del counts[pair]
+        for p in created:                                 # only pairs with idx gained count
+            heapq.heappush(heap, (-counts[p], p))
         tokens.append(total)
         bar.update(1)
     bar.close()

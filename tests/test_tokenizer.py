@@ -70,6 +70,8 @@ def test_training_reaches_vocab_size_and_is_deterministic(trained):
     again = BPETokenizer.train(SAMPLE, vocab_size=320, pattern="gpt2", special_tokens=("<|endoftext|>",))
     assert again.merges == trained.merges
     assert trained.train_tokens == sorted(trained.train_tokens, reverse=True)
+    # encoding replays training: the training text's final length is its encoded length
+    assert trained.train_tokens[-1] == len(trained.encode(SAMPLE))
 
 
 def test_training_runs_out_of_pairs():
