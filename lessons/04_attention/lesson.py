@@ -241,4 +241,5 @@ for _ in range(reps):
 t2 = time.perf_counter()
 print(f"B={B} T={T} C={C} H={H}: forward {1e3 * (t1 - t0) / reps:.2f} ms, "
       f"backward {1e3 * (t2 - t1) / reps:.2f} ms (mean of {reps})")
+print("(on a busy machine, OPENBLAS_NUM_THREADS=1 python lesson.py gives steadier numbers: see the README)")
 print("figures saved to", FIG)
