@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from minigpt import safetensors
-from minigpt.model import GPT, GPTConfig
+from minigpt.model import GPT, GPTConfig, param_shapes
 
 PREFIX = "transformer."
 # A GPT-2 parameter name without the prefix: wte/wpe, ln_f, and the twelve tensors of each block.
@@ -174,7 +174,8 @@ def load_gpt2(folder: str | Path, dtype=np.float32) -> GPT:
     """A Hugging Face GPT-2 folder -> GPT with its weights, cast to dtype (writable arrays of their own)."""
     config = read_config(folder)
     state = from_hf_state_dict(read_state(folder))
-    params = {name: np.array(value, dtype=dtype) for name, value in state.items()}   # copies: writable
+    order = list(param_shapes(config)) + sorted(set(state) - set(param_shapes(config)))   # GPT-2's order
+    params = {name: np.array(state[name], dtype=dtype) for name in order if name in state}  # writable copies
     try:
         return GPT(config, dtype=dtype, params=params)
     except ValueError as exc:
