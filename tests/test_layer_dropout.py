@@ -96,3 +96,33 @@ def test_bad_probability_raises(p):
 def test_training_without_generator_raises():
     with pytest.raises(ValueError, match="rng"):
         dropout_forward(X, 0.1, None, True)
+
+
+# ---- the lesson's grader must catch the bugs the chapter warns about ------------------------------
+MUTANTS = {
+    "no 1/(1-p) scaling": ("mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))", "mask = keep.astype(x.dtype)"),
+    "drops with probability 1-p": ("keep = rng.random(x.shape, dtype=dtype) >= p",
+                                   "keep = rng.random(x.shape, dtype=dtype) < p"),
+    "a new mask in the backward": ("return dout if mask is None else dout * mask",
+                                   "return dout if mask is None else dout * np.random.default_rng(0)"
+                                   ".permutation(mask.reshape(-1)).reshape(mask.shape)"),
+    "dropout in eval mode": ("if not training or p == 0.0:", "if p == 0.0:"),
+}
+
+
+@pytest.mark.parametrize("bug", list(MUTANTS))
+def test_lesson_check_catches(bug, tmp_path):
+    import io
+
+    import minigpt.layers.dropout as module
+    from minigpt.grading import find_lesson, grade
+
+    source = open(module.__file__, encoding="utf-8").read()
+    old, new = MUTANTS[bug]
+    assert old in source, f"the mutant for {bug!r} no longer matches dropout.py; update it"
+    path = tmp_path / "mutant.py"   # lesson 02 grades both pairs: minigpt's embedding plus the mutant dropout
+    path.write_text(source.replace(old, new) + "\nfrom minigpt.layers.embedding import embedding_backward, "
+                    "embedding_forward  # noqa: E402,F401\n", encoding="utf-8")
+    out = io.StringIO()
+    g = grade(find_lesson("02"), impl=path, out=out)
+    assert g.failed > 0, out.getvalue()

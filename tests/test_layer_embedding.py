@@ -108,3 +108,30 @@ def test_negative_start_raises():
     wte, wpe = tables()
     with pytest.raises(ValueError, match="start"):
         embedding_forward(np.zeros((1, 2), dtype=np.int64), wte, wpe, start=-1)
+
+
+# ---- the lesson's grader must catch the bugs the chapter warns about ------------------------------
+MUTANTS = {
+    "dwte[idx] += dout": ("np.add.at(dwte, idx.reshape(-1), dout.reshape(-1, C))",
+                          "dwte[idx.reshape(-1)] += dout.reshape(-1, C)"),
+    "positions from 0, ignoring start": ("wpe[start:start + T]  ", "wpe[:T]  "),
+    "no range check (negative ids wrap)": ("idx.min() < 0 or idx.max() >= V", "idx.max() >= V"),
+}
+
+
+@pytest.mark.parametrize("bug", list(MUTANTS))
+def test_lesson_check_catches(bug, tmp_path):
+    import io
+
+    import minigpt.layers.embedding as module
+    from minigpt.grading import find_lesson, grade
+
+    source = open(module.__file__, encoding="utf-8").read()
+    old, new = MUTANTS[bug]
+    assert old in source, f"the mutant for {bug!r} no longer matches embedding.py; update it"
+    path = tmp_path / "mutant.py"   # lesson 02 grades both pairs: the mutant embedding plus minigpt's dropout
+    path.write_text(source.replace(old, new) + "\nfrom minigpt.layers.dropout import dropout_backward, "
+                    "dropout_forward  # noqa: E402,F401\n", encoding="utf-8")
+    out = io.StringIO()
+    g = grade(find_lesson("02"), impl=path, out=out)
+    assert g.failed > 0, out.getvalue()
