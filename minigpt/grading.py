@@ -163,6 +163,8 @@ class Grader:
             yield
         except exc_type as exc:
             self._record(name, "PASS", [f"raised {type(exc).__name__}: {exc}"])
+        except NotImplementedError as exc:
+            self._record(name, "FAIL", [f"not implemented yet: {exc or 'NotImplementedError'}"])
         except Exception as exc:  # noqa: BLE001
             self._record(name, "FAIL", [f"raised {type(exc).__name__} ({exc}), expected {_names(exc_type)}"])
         else:
