@@ -110,6 +110,19 @@ def count_params(config: GPTConfig, non_embedding: bool = False) -> int:
     return total - P * C if non_embedding else total
 
 
+def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
+    """Training FLOPs (forward + backward) per token: 6 N + 12 L C T (PaLM appendix B, nanoGPT's MFU).
+
+    6N: each weight does one multiply-add (2 FLOPs) per token forward and two backward (dx and dW);
+    N = count_params(config, non_embedding=True), so the head's V x C matmul is counted through wte.
+    12 L C T: the attention scores q k^T and the weighted sum att v, 2 x 2 x T x C per layer forward,
+    times 3 for forward + backward, over the full T x T (the causal half is not discounted).
+    seq_len defaults to block_size. LayerNorm, GELU, softmax and the adds are left out (they are small).
+    """
+    T = config.block_size if seq_len is None else seq_len
+    return 6 * count_params(config, non_embedding=True) + 12 * config.n_layer * config.n_embd * T
+
+
 def init_params(config: GPTConfig, rng: np.random.Generator, dtype=np.float32) -> Params:
     """GPT-2's initialisation: weights N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), biases 0,
     LayerNorm gains 1. Draws in float64 then casts, so float32 and float64 models of one seed agree."""
@@ -292,16 +305,8 @@ class GPT:
         return count_params(self.config, non_embedding)
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs (forward + backward) per token: 6 N + 12 L C T (PaLM appendix B, nanoGPT's MFU).
-
-        6N: each weight does one multiply-add (2 FLOPs) per token forward and two backward (dx and dW);
-        N = num_params(non_embedding=True), so the head's V x C matmul is counted through wte.
-        12 L C T: the attention scores q k^T and the weighted sum att v, 2 x 2 x T x C per layer forward,
-        times 3 for forward + backward, over the full T x T (the causal half is not discounted).
-        seq_len defaults to block_size. LayerNorm, GELU, softmax and the adds are left out (they are small).
-        """
-        T = self.config.block_size if seq_len is None else seq_len
-        return 6 * self.num_params(non_embedding=True) + 12 * self.config.n_layer * self.config.n_embd * T
+        """Training FLOPs per token, 6 N + 12 L C T: see flops_per_token(config) below."""
+        return flops_per_token(self.config, seq_len)
 
 
 def _check_params(params: Params, config: GPTConfig, dtype: np.dtype) -> None:
