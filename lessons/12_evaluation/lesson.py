@@ -131,7 +131,7 @@ for name, vals in curves.items():
         ax.plot(ks, vals, lw=6, alpha=0.35, label="ROUGE-1 F (= ROUGE-L: order kept)")
     else:
         ax.plot(ks, vals, marker="o", ms=3, label=name)
-ax.text(0.42, 0.56, shuffle_note, transform=ax.transAxes, fontsize=9,
+ax.text(0.03, 0.05, shuffle_note, transform=ax.transAxes, fontsize=9,
         bbox={"boxstyle": "round", "fc": "white", "ec": "grey"})
 ax.set(xlabel=f"words replaced at random (of {len(words)})", ylabel="score (0-100)", ylim=(0, 102),
        title=f"Damaging a {len(words)}-word sentence: BLEU falls fastest (mean of {seeds} random draws)")
