@@ -1,0 +1,122 @@
+"""Lesson 01's checks: a byte-level BPE's five functions, graded against tiktoken.
+
+The functions under test (exercise.py has their signatures): get_stats, merge, train, encode, decode, with
+ids 0..255 = byte values and merges {(a, b): new_id}. Every comparison is exact (token ids, counts, hashes).
+
+    basics       get_stats / merge on small id lists (reference: collections.Counter and a plain loop)
+    training     train() on 30,000 characters of tiny Shakespeare with GPT-2's regex: the first 32 merges
+                 must equal tiktoken's educational trainer's (before its first tied count, where its
+                 tie-break and ours may differ)
+    GPT-2        encode/decode with GPT-2's 50,000 merges (read from ../shared/data/gpt2.tiktoken) must give
+                 tiktoken's ids for 17 tricky texts. GPT-2 numbers byte tokens in its own order, so this
+                 check translates your byte ids (0..255 = byte value) into GPT-2's and back for you.
+    corpora      the token count and the sha256 of the id stream of tiny Shakespeare and the Tang poems
+    class        if the module also has a BPETokenizer class (minigpt's does): from_tiktoken, special
+                 tokens allowed or not, decode of ids that end mid-character, and streaming decode
+
+The GPT-2 and corpus checks are skipped when ../shared/data is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from minigpt.bpe_files import read_tiktoken, recover_merges
+from minigpt.grading import load_reference
+from minigpt.paths import shared_data
+
+IMPL = "minigpt.tokenizer"
+
+
+def _gpt2_in_byte_ids(path):
+    """GPT-2's merges with byte tokens renumbered to byte values, and the maps between the two id spaces."""
+    byte_ids, merges = recover_merges(read_tiktoken(path), source=str(path))
+    to_byte = {rank: b for b, rank in enumerate(byte_ids)}            # GPT-2 id < 256 -> byte value
+
+    def mine(i: int) -> int:
+        return to_byte.get(i, i)
+
+    learner_merges = {(mine(a), mine(b)): idx for (a, b), idx in merges.items()}
+
+    def to_gpt2(ids):                                                 # byte value -> GPT-2's id
+        return [byte_ids[i] if i < 256 else i for i in ids]
+
+    def from_gpt2(ids):
+        return [mine(i) for i in ids]
+
+    return learner_merges, to_gpt2, from_gpt2
+
+
+def run(impl, g) -> None:
+    # ---- the two building blocks ------------------------------------------------------------------------
+    for k, case in enumerate(load_reference(__file__, "basics.json")):
+        with g.case(f"get_stats #{k} {case['ids']}"):
+            stats = impl.get_stats(list(case["ids"]))
+            g.equal("pair counts", sorted([a, b, n] for (a, b), n in stats.items()), case["stats"])
+        with g.case(f"merge #{k} {case['ids']} {tuple(case['pair'])} -> {case['idx']}"):
+            g.equal("ids", list(impl.merge(list(case["ids"]), tuple(case["pair"]), case["idx"])),
+                    case["merged"])
+
+    # ---- training ---------------------------------------------------------------------------------------
+    train = load_reference(__file__, "training.json")
+    with g.case(f"train: {len(train['merges'])} merges on tiny Shakespeare vs tiktoken's trainer"):
+        merges = impl.train(train["text"], train["vocab_size"], train["pattern"])
+        got = sorted([[a, b, idx] for (a, b), idx in merges.items()], key=lambda m: m[2])
+        g.equal("merges [left, right, new]", got, train["merges"])
+
+    # ---- GPT-2 ------------------------------------------------------------------------------------------
+    path = shared_data("gpt2.tiktoken")
+    if path is None:
+        g.skip("GPT-2 ids", "../shared/data/gpt2.tiktoken is not available")
+        return
+    ref = load_reference(__file__, "gpt2_texts.json")
+    pattern = train["pattern"]
+    gpt2_merges, to_gpt2, from_gpt2 = _gpt2_in_byte_ids(path)
+    for case in ref["texts"]:
+        if case["allowed_special"] != "none":
+            continue                                                   # the functions know no special tokens
+        with g.case(f"GPT-2 encode/decode: {case['name']}"):
+            ids = to_gpt2(impl.encode(case["text"], gpt2_merges, pattern))
+            g.equal("ids", ids, case["ids"])
+            g.equal("decode(ids)", impl.decode(from_gpt2(case["ids"]), gpt2_merges), case["text"])
+    for case in ref["partial"]:
+        with g.case(f"GPT-2 decode ids that end mid-character {case['ids']}"):
+            g.equal("text (U+FFFD for broken UTF-8)", impl.decode(from_gpt2(case["ids"]), gpt2_merges),
+                    case["text"])
+
+    corpora = load_reference(__file__, "corpora.json")
+    for name, want in corpora.items():
+        corpus = shared_data(name)
+        if corpus is None or hashlib.sha256(corpus.read_bytes()).hexdigest() != want["file_sha256"]:
+            g.skip(f"GPT-2 on {name}", "the corpus is absent or not the file the reference was made from")
+            continue
+        with g.case(f"GPT-2 encode {name}"):
+            ids = to_gpt2(impl.encode(corpus.read_text(encoding="utf-8"), gpt2_merges, pattern))
+            g.equal("token count", len(ids), want["tokens"])
+            g.equal("first ids", ids[:16], want["first_ids"])
+            g.equal("sha256 of the ids", hashlib.sha256(np.asarray(ids, dtype="<u4").tobytes()).hexdigest(),
+                    want["ids_sha256"])
+
+    # ---- the full tokenizer class (optional for your own file) ---------------------------------------------
+    if not hasattr(impl, "BPETokenizer"):
+        g.skip("BPETokenizer class", "your module has no BPETokenizer class (optional)")
+        return
+    with g.case("BPETokenizer.from_tiktoken"):
+        tok = impl.BPETokenizer.from_tiktoken(path)
+        g.equal("vocab_size", tok.vocab_size, 50257)
+        for case in ref["texts"]:
+            ids = tok.encode(case["text"], allowed_special=case["allowed_special"])
+            g.equal(f"encode {case['name']!r} allowed_special={case['allowed_special']}", ids, case["ids"])
+            g.equal(f"decode {case['name']!r}", tok.decode(case["ids"]), case["text"])
+        for case in ref["partial"]:
+            g.equal(f"decode {case['ids']}", tok.decode(case["ids"]), case["text"])
+            g.equal(f"decode_bytes {case['ids']}", tok.decode_bytes(case["ids"]).hex(), case["bytes_hex"])
+    with g.case("BPETokenizer.stream_decoder: only whole characters"):
+        for case in ref["texts"]:
+            dec = tok.stream_decoder()
+            pieces = [dec.push(i) for i in case["ids"]]
+            text = "".join(pieces) + dec.flush()
+            g.true(f"{case['name']!r}: joined pieces == text, no U+FFFD",
+                   text == case["text"] and all("\ufffd" not in p for p in pieces))
