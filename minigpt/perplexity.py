@@ -75,9 +75,9 @@ def mean_nll(model: Any, ids: Any, stride: int | None = None, batch_size: int = 
     groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
     groups += [[w] for w in windows if w[1] - w[0] != block_size]
     for group in groups:
-        x = np.stack([ids[a:b] for a, b, _ in group])         # (B, T)
-        y = np.stack([ids[a + 1:b + 1] for a, b, _ in group]) # (B, T)
-        nll = _token_nll(np.asarray(model.forward(x)), y)     # (B, T)
+        x = np.stack([ids[a:b] for a, b, _ in group])          # (B, T) inputs
+        y = np.stack([ids[a + 1:b + 1] for a, b, _ in group])  # (B, T) the next tokens
+        nll = _token_nll(np.asarray(model.forward(x)), y)      # (B, T)
         for row, (_, _, skip) in zip(nll, group, strict=True):
             total += float(row[skip:].sum())
             count += len(row) - skip

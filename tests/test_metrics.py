@@ -134,7 +134,8 @@ def test_bad_bleu_inputs_raise_clear_errors():
 
 def test_lowercase_option():
     assert M.bleu(["The Cat Sat On Mats"], ["the cat sat on mats"]) < 100
-    assert M.bleu(["The Cat Sat On Mats"], ["the cat sat on mats"], lowercase=True) == pytest.approx(100.0, rel=1e-12)
+    lowered = M.bleu(["The Cat Sat On Mats"], ["the cat sat on mats"], lowercase=True)
+    assert lowered == pytest.approx(100.0, rel=1e-12)
 
 
 # ---- BLEU: tokenizers --------------------------------------------------------------------------------
@@ -380,3 +381,15 @@ def test_perplexity_bad_inputs():
         M.perplexity(model, np.zeros(5))
     with pytest.raises(ValueError, match="stride"):
         M.perplexity(model, np.zeros(5, dtype=np.int64), stride=5)
+
+
+def test_perplexity_of_the_real_gpt_is_exp_of_its_loss():
+    # N = 3 * block + 1 ids with stride = block: three disjoint full windows, so the mean over windows is
+    # the mean loss of the batch (3, block) — an independent route through minigpt.model's own loss.
+    model_mod = pytest.importorskip("minigpt.model")
+    block = 8
+    cfg = model_mod.GPTConfig(vocab_size=13, block_size=block, n_layer=1, n_head=2, n_embd=8)
+    gpt = model_mod.GPT(cfg, seed=3, dtype=np.float64)
+    ids = np.random.default_rng(1).integers(0, 13, size=3 * block + 1)
+    x, y = ids[:-1].reshape(3, block), ids[1:].reshape(3, block)
+    assert M.perplexity(gpt, ids, batch_size=2) == pytest.approx(math.exp(gpt.loss(x, y)), rel=1e-10)
