@@ -1,0 +1,202 @@
+"""Task data for fine-tuning: prompt/response pairs in JSONL, and the masked rows the loss learns from.
+
+A task file has one JSON object per line with two strings:
+
+    {"prompt": "秦川雄帝宅，", "response": "函谷壯皇居。"}
+
+Fine-tuning feeds the model the prompt followed by the response and its end token, and counts the loss
+only where the *target* is a response token (or the end token). With block_size P and
+seq = prompt_ids + response_ids (the response already ends with its end token):
+
+    x = seq[:-1]                     the inputs, positions 0 .. n-2
+    y = seq[1:]                      the targets: the next token at every position
+    y[i] = ignore_index              where y[i] is a prompt token (i < len(prompt_ids) - 1)
+    x, y padded to P with pad_id / ignore_index, so every row has the same length
+
+A sequence longer than P + 1 keeps its last P + 1 tokens: the prompt loses its beginning, the same window
+generation sees when it crops a long prompt (sampling.generate keeps the last block_size ids).
+
+The end token. `encode_pair` appends END = "\\n" to the response text: the Tang poems put one couplet per
+line, so a model pre-trained on them already ends a line with "\\n", and generation stops there
+(`generate(..., stop="\\n")`). Any tokenizer that can encode "\\n" works (the character tokenizer of a
+corpus with line breaks, GPT-2's BPE: id 198).
+
+Unknown characters. A character tokenizer has no id for a character it never saw; fine-tuning data with
+one is refused with the file, the line and the character (`TaskError`), never mapped silently to
+another id: a silently wrong target teaches the wrong thing. Rebuild the tokenizer, or drop the line.
+
+What this file deliberately does not do: chat templates, several turns, packing several examples into one
+row, or the training loop (train.py runs it; finetune.py hands it these batches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IGNORE_INDEX = -100   # the loss skips targets equal to this (torch's default for cross_entropy)
+END = "\n"            # appended to every response: the end token the model learns to emit
+
+
+class TaskError(ValueError):
+    """A task file or example that cannot be used; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt/response pair and where it came from ("couplets.jsonl:12")."""
+
+    prompt: str
+    response: str
+    where: str = ""
+
+
+# ---- reading and writing JSONL -------------------------------------------------------------------------
+def read_jsonl(path: str | Path) -> list[Example]:
+    """Every line of a task file as an Example; a malformed line is a TaskError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file {path} not found: write one JSON object per line with "
+                                "'prompt' and 'response' strings, or run `minigpt prepare tang_couplets`")
+    examples = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue                                  # blank lines (e.g. a final newline) are fine
+            examples.append(parse_line(line, f"{path}:{number}"))
+    if not examples:
+        raise TaskError(f"{path}: no examples (the file is empty)")
+    return examples
+
+
+def parse_line(line: str, where: str) -> Example:
+    """One JSONL line -> Example, or a TaskError that says what is wrong at `where`."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one "
+                        'object like {"prompt": "...", "response": "..."}') from None
+    if not isinstance(obj, dict):
+        raise TaskError(f"{where}: expected a JSON object with 'prompt' and 'response', got "
+                        f"{type(obj).__name__}")
+    for key in ("prompt", "response"):
+        if key not in obj:
+            raise TaskError(f"{where}: missing field '{key}' (found: {sorted(obj)})")
+        if not isinstance(obj[key], str):
+            raise TaskError(f"{where}: field '{key}' must be a string, got {type(obj[key]).__name__}")
+    if not obj["response"]:
+        raise TaskError(f"{where}: the response is empty: there would be nothing to learn from this line")
+    return Example(obj["prompt"], obj["response"], where)
+
+
+def write_jsonl(path: str | Path, pairs: Iterable[Example | tuple[str, str]]) -> int:
+    """Write pairs as JSONL (UTF-8, Chinese kept readable), atomically; returns the number of lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for pair in pairs:
+            prompt, response = (pair.prompt, pair.response) if isinstance(pair, Example) else pair
+            f.write(json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)                                 # readers never see a half-written file
+    return n
+
+
+# ---- tokens ----------------------------------------------------------------------------------------------
+def encode_pair(tokenizer: Any, example: Example, end: str = END) -> tuple[list[int], list[int]]:
+    """(prompt_ids, response_ids): the response text with `end` appended, both encoded."""
+    try:
+        prompt_ids = list(tokenizer.encode(example.prompt))
+        response_ids = list(tokenizer.encode(example.response + end))
+    except ValueError as exc:                             # CharTokenizer: a character it has no id for
+        raise TaskError(f"{example.where or 'example'}: {exc}. The tokenizer comes from the checkpoint; "
+                        "drop this line or pre-train with a tokenizer that covers it") from None
+    if not prompt_ids:
+        raise TaskError(f"{example.where or 'example'}: the prompt is empty; fine-tuning needs at least one "
+                        "prompt token to predict the response from")
+    return prompt_ids, response_ids
+
+
+def encode_examples(tokenizer: Any, examples: Sequence[Example], end: str = END
+                    ) -> list[tuple[list[int], list[int]]]:
+    """encode_pair for every example (the first bad line raises, naming its file and line)."""
+    return [encode_pair(tokenizer, ex, end) for ex in examples]
+
+
+# ---- the masked rows -------------------------------------------------------------------------------------
+def build_example(prompt_ids: Sequence[int], response_ids: Sequence[int], block_size: int,
+                  pad_id: int = 0, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
+    """One training row: x (P,) inputs and y (P,) targets, y = ignore_index on prompt targets and padding."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if len(prompt_ids) < 1 or len(response_ids) < 1:
+        raise ValueError("build_example needs at least one prompt token and one response token, got "
+                         f"{len(prompt_ids)} and {len(response_ids)}")
+    seq = [int(i) for i in prompt_ids] + [int(i) for i in response_ids]
+    dropped = max(0, len(seq) - (block_size + 1))        # too long: keep the last P + 1 tokens
+    seq = seq[dropped:]
+    n_prompt = max(0, len(prompt_ids) - dropped)          # prompt tokens still in the window
+    n = len(seq) - 1                                      # positions with a target
+    x = np.full(block_size, pad_id, dtype=np.int64)       # (P,)
+    y = np.full(block_size, ignore_index, dtype=np.int64)  # (P,)
+    x[:n] = seq[:-1]
+    y[:n] = seq[1:]
+    y[:max(0, n_prompt - 1)] = ignore_index               # y[i] = seq[i + 1] is in the prompt: mask it
+    return x, y
+
+
+def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int, pad_id: int = 0,
+               ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
+    """Stack build_example rows into x, y (B, T), T = the longest row: trailing all-padding columns go.
+
+    Dropping them changes nothing: attention is causal, so no real position sees a later padding one,
+    and their targets are ignored. Couplets of 13-17 tokens in a 128-token context train ~8x faster.
+    """
+    if not pairs:
+        raise ValueError("make_batch needs at least one (prompt_ids, response_ids) pair")
+    rows = [build_example(p, r, block_size, pad_id, ignore_index) for p, r in pairs]
+    x = np.stack([row[0] for row in rows])                # (B, P)
+    y = np.stack([row[1] for row in rows])                # (B, P)
+    lengths = [min(len(p) + len(r) - 1, block_size) for p, r in pairs]
+    T = max(lengths)
+    return x[:, :T], y[:, :T]                             # (B, T)
+
+
+class TaskBatches:
+    """Random batches of task rows, seeded: get_batch(rng) -> (x, y) with the prompts masked.
+
+    An object with the same shape as the pre-training data (`get_batch(rng)`), so the trainer's loop runs
+    it unchanged. The order is drawn from the rng it is given, so a resumed run draws the same batches.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int,
+                 batch_size: int, pad_id: int = 0, ignore_index: int = IGNORE_INDEX):
+        if not pairs:
+            raise ValueError("no task examples to draw batches from")
+        self.pairs = list(pairs)
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.pad_id = pad_id
+        self.ignore_index = ignore_index
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def get_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """batch_size rows drawn with replacement, as nanoGPT draws its windows."""
+        picks = rng.integers(0, len(self.pairs), size=self.batch_size)         # (B,)
+        return make_batch([self.pairs[i] for i in picks], self.block_size, self.pad_id, self.ignore_index)
+
+    def batches(self, batch_size: int | None = None):
+        """Every row once, in order, in batches (for a full pass over a validation set)."""
+        size = batch_size or self.batch_size
+        for start in range(0, len(self.pairs), size):
+            yield make_batch(self.pairs[start:start + size], self.block_size, self.pad_id, self.ignore_index)
