@@ -13,7 +13,9 @@ every token after the first is scored exactly once, with as much context as its 
 block_size - stride + 1 tokens, except in the first window). stride = block_size (the default) gives
 disjoint windows, the cheapest choice and the same quantity as the validation loss printed in training;
 a smaller stride gives each token more context and a lower (fairer) perplexity at block_size/stride times
-the cost. The last window stops at the end of the sequence, so it may be shorter.
+the cost. The last window stops at the end of the sequence, so it may be shorter. One difference from
+the guide's code: there a window of block_size ids gives block_size - 1 predictions (the labels shift
+inside the model); here a window feeds block_size ids and takes the id after them as its last target.
 
 Needs only `model.forward(idx) -> logits (B, T, V)` and `model.config.block_size`. Full windows are batched.
 Deliberately not here: padding, or ignoring chosen positions (a prompt) — that is fine-tuning's loss mask.
