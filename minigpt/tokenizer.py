@@ -259,7 +259,11 @@ class BPETokenizer:
             raise ValueError(f"{path}: 'special_tokens' must map names to integer ids")
         if not isinstance(data["byte_ids"], list) or not all(type(v) is int for v in data["byte_ids"]):
             raise ValueError(f"{path}: 'byte_ids' must be a list of 256 integer ids")
-        return cls(merges, specials, data["pattern"], data["byte_ids"], source=str(path))
+        tok = cls(merges, specials, data["pattern"], data["byte_ids"], source=str(path))
+        if data.get("vocab_size", tok.vocab_size) != tok.vocab_size:
+            raise ValueError(f"{path}: says vocab_size {data['vocab_size']} but holds {tok.vocab_size} "
+                             "tokens (256 bytes + merges + special tokens); the file was edited or truncated")
+        return tok
 
 
 class StreamDecoder:

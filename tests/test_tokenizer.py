@@ -245,6 +245,7 @@ def _corrupt(tmp_path, trained, edit):
     (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must follow"),
     (lambda d: d["byte_ids"].__setitem__(0, 1), "byte_ids must list"),
     (lambda d: d.update(pattern="nope"), "pattern must be one of"),
+    (lambda d: d.update(vocab_size=321), "says vocab_size 321 but holds 320"),
 ])
 def test_malformed_tokenizer_files(tmp_path, trained, edit, message):
     path = _corrupt(tmp_path, trained, edit)
