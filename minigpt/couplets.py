@@ -20,16 +20,28 @@ That is 4,397 / 239 / 239 poems, about 90% / 5% / 5% of the couplets. Finally a 
 prompt also appears in train (a stock phrase reused by another poet) is dropped, so a test score is
 never a lookup.
 
+The text is the tang_poems recipe's own cleaned text (minigpt/recipes.py: parsed, control characters
+dropped, duplicate poems dropped), read from --from-file or from the tang_poems download cache
+(data/tang_poems/source/, fetched if absent), so the cut falls exactly where pre-training's does.
+`prepare_couplets` writes data/tang_couplets/{train,val,test}.jsonl and meta.json (counts, seed, rule).
+
 What this file deliberately does not do: other poem forms (ci, with irregular lines), punctuation
 normalisation, or tokenisation (tasks.py and the checkpoint's tokenizer do that).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from minigpt.tasks import write_jsonl
 
 HALF = r"[^，。？！；：、\s]+"
 COUPLET = re.compile(rf"^({HALF}[，？！；])({HALF}[。？！；])$")
@@ -95,3 +107,37 @@ def split_couplets(text: str, val_fraction: float = 0.1, seed: int = 1337
         counts[f"{name}_poems"] = len(by_split[name])
         counts[f"{name}_pairs"] = len(pairs[name])
     return pairs, counts
+
+
+def prepare_couplets(*, from_file: str | Path | None = None, out: str | Path | None = None,
+                     url: str | None = None, seed: int = 1337, progress: bool = True,
+                     log: Callable[[str], None] = print) -> Path:
+    """`minigpt prepare tang_couplets`: write train/val/test JSONL and meta.json; returns the folder."""
+    from minigpt.paths import data_dir
+    from minigpt.recipes import _tang_poems  # the tang_poems recipe's reading and cleaning, shared
+
+    t0 = time.time()
+    folder = Path(out) if out is not None else data_dir() / "tang_couplets"
+    corpus = _tang_poems(data_dir() / "tang_poems", from_file, url, progress)
+    pairs, counts = split_couplets(corpus.text, 0.1, seed)
+    for name in SPLITS:
+        write_jsonl(folder / f"{name}.jsonl", pairs[name])
+    meta = {
+        "format": "minigpt-task", "version": 1, "name": folder.name, "recipe": "tang_couplets",
+        "files": [f"{name}.jsonl" for name in SPLITS],
+        "fields": {"prompt": "the first half of a couplet line, with its comma",
+                   "response": "the second half, with its full stop"},
+        "split": "by poem: poems starting in the first 90% of the tang_poems text -> train (the "
+                 "pre-training train split); the poems after the cut shuffled with the seed, half val, half "
+                 "test; val/test pairs whose prompt is also a train prompt dropped",
+        "seed": seed, **counts, "source": corpus.source, "source_sha256": corpus.source_sha256,
+    }
+    tmp = folder / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / "meta.json")
+    log(f"{folder}: {counts['train_pairs']:,} train / {counts['val_pairs']:,} val / {counts['test_pairs']:,} "
+        f"test couplets from {counts['train_poems']:,} / {counts['val_poems']:,} / {counts['test_poems']:,} "
+        f"poems ({counts['val_dropped_seen_prompt'] + counts['test_dropped_seen_prompt']} held-out pairs "
+        f"dropped: prompt seen in train), {time.time() - t0:.1f} s")
+    return folder
+
