@@ -84,9 +84,97 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- minigpt prepare NAME [PATH] [--from-file FILE] -------------------------------------------------------
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from minigpt.recipes import RECIPES
+
+    p = sub.add_parser("prepare", help="download (or read), clean, tokenize, split a dataset into data/NAME",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Recipes:\n" + "\n".join(f"  {k:<17} {v}" for k, v in RECIPES.items())
+                       + "\nOutput: data/NAME/train.bin, val.bin, tokenizer.json, meta.json "
+                         "(folder: $MINIGPT_DATA or data/ in the clone).")
+    p.add_argument("name", choices=list(RECIPES), metavar="NAME", help="the recipe: " + ", ".join(RECIPES))
+    p.add_argument("path", nargs="?", help="textfile only: the UTF-8 file to prepare")
+    p.add_argument("--from-file", help="a local copy of the source instead of downloading it (offline)")
+    p.add_argument("--name", dest="out_name", help="output folder name under data/ (default: the recipe's, "
+                                                   "or the file's stem for textfile)")
+    p.add_argument("--url", help="download from this URL instead of the recipe's")
+    p.add_argument("--vocab", help="shakespeare: GPT-2's gpt2.tiktoken file, to use GPT-2's 50257 tokens "
+                                   "instead of learning a 1024-token BPE")
+    p.add_argument("--tokenizer", choices=("char", "bpe"), default="char", help="textfile: char or bpe")
+    p.add_argument("--vocab-size", type=int, default=1024, help="textfile --tokenizer bpe: vocabulary size")
+    p.add_argument("--no-progress", action="store_true", help="no download progress bar")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from minigpt.paths import data_dir
+    from minigpt.recipes import prepare
+
+    source = args.from_file or args.path
+    out = data_dir() / args.out_name if args.out_name else None
+    prepare(args.name, from_file=source, out=out, url=args.url, vocab=args.vocab, tokenizer=args.tokenizer,
+            vocab_size=args.vocab_size, progress=not args.no_progress)
+    return 0
+
+
+# ---- minigpt train [--preset NAME] [--KEY VALUE ...] [--out DIR] [--resume] ------------------------------
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from dataclasses import fields
+
+    from minigpt.train import TrainConfig, list_presets
+
+    p = sub.add_parser("train", help="train a GPT (no arguments: the offline default, minutes on a CPU)",
+                       description="Train from a preset (minigpt/presets/*.toml); any setting can be "
+                                   "overridden, e.g. --max_iters 500 --lr 3e-4. Checkpoints, log.jsonl and "
+                                   "loss.png go to --out (default runs/PRESET). Ctrl-C saves and stops; "
+                                   "--resume continues exactly where the run stopped.")
+    p.add_argument("--preset", default="default", help=f"one of {', '.join(list_presets())}, or a .toml file")
+    p.add_argument("--out", help="run folder (default: runs/PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init-from", help="start from these weights: a run or checkpoint folder, or a GPT-2 "
+                                        "folder")
+    p.add_argument("--no-sample", action="store_true", help="don't print a sample at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("settings (override the preset)")
+    for f in fields(TrainConfig):
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        group.add_argument(*names, dest=f"set_{f.name}", metavar=f.type.upper(), default=None,
+                           help=f"(default {f.default!r})")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from minigpt import train
+
+    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    overrides = train.parse_overrides(raw)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.preset).stem
+    if args.resume:
+        from minigpt import checkpoint
+
+        try:
+            saved = checkpoint.load(out / "last").state["train_config"]
+        except checkpoint.CheckpointError as exc:
+            print(f"minigpt: error: cannot resume: {exc}", file=sys.stderr)
+            return 2
+        cfg = train.TrainConfig(**(saved | overrides))
+    else:
+        cfg = train.config_from_preset(args.preset, overrides)
+    try:
+        summary = train.train(cfg, out, resume=args.resume, init_from=args.init_from,
+                              progress=not args.no_progress, sample=not args.no_sample)
+    except train.TrainingDiverged as exc:
+        print(f"minigpt: error: {exc}", file=sys.stderr)
+        return 1
+    return 130 if summary["interrupted"] else 0
+
+
 COMMANDS = {
     "lesson": (_add_lesson, _cmd_lesson),
     "download": (_add_download, _cmd_download),
+    "prepare": (_add_prepare, _cmd_prepare),
+    "train": (_add_train, _cmd_train),
 }
 
 
