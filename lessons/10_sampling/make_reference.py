@@ -14,8 +14,8 @@ Two kinds of reference:
                                           merges and <|endoftext|>, so V = 757
     reference/greedy.json                 generate(do_sample=False, max_new_tokens=50) from "In the beginning"
                                           (the seed article's example) and from a Chinese prompt, with
-                                          use_cache=True and use_cache=False (equal), the decoded text, and the
-                                          smallest top-1 / top-2 logit gap along the way (float32 is safe)
+                                          use_cache=True and use_cache=False (equal), the decoded text, and
+                                          the smallest top-1 / top-2 logit gap on the way (float32 is safe)
 
 The tokenizer files are built from ../shared/data/gpt2.tiktoken: ranks 0..755 (the 256 bytes and the first
 500 merges), each merge recovered by running BPE on the token's bytes with the lower ranks only (the way
@@ -41,12 +41,12 @@ import tiktoken
 import torch
 import transformers
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 from transformers.generation.logits_process import (
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 SEED = 10
 V_WARP = 23
@@ -231,21 +231,25 @@ def main() -> None:
         new_plain, gap_plain = greedy(model, ids, use_cache=False)
         assert new_cached == new_plain, "transformers' greedy with and without its cache disagree"
         assert eot not in new_cached, "the continuation hit <|endoftext|>: pick another seed"
-        runs.append({"prompt": prompt, "prompt_ids": ids, "new_ids": new_cached, "new_ids_no_cache": new_plain,
-                     "text": hf_tok.decode(new_cached), "min_top2_gap": min(gap, gap_plain)})
+        runs.append({"prompt": prompt, "prompt_ids": ids, "new_ids": new_cached,
+                     "new_ids_no_cache": new_plain, "text": hf_tok.decode(new_cached), "min_top2_gap": min(gap, gap_plain)})
     (OUT / "greedy.json").write_text(json.dumps({"max_new_tokens": NEW_TOKENS, "runs": runs}, indent=1,
                                                 ensure_ascii=False) + "\n", encoding="utf-8")
     meta = {
         "generator": "lessons/10_sampling/make_reference.py",
-        "torch": torch.__version__, "transformers": transformers.__version__, "tiktoken": tiktoken.__version__,
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "tiktoken": tiktoken.__version__,
         "numpy": np.__version__, "python": platform.python_version(), "seed": SEED,
-        "rng": "numpy default_rng(seed) for the warper logits (in CASES order, redrawn near a top-p boundary); "
+        "rng": "numpy default_rng(seed) for the warper logits (in CASES order, redrawn near a top-p "
+               "boundary); "
                "torch.manual_seed(seed) for the model weights",
-        "warpers": "TemperatureLogitsWarper (if T != 1) -> TopKLogitsWarper -> TopPLogitsWarper (if top_p < 1), "
-                   "then softmax; float64 logits of shape (23,); probs_i for logits_i, case i in warpers.json",
+        "warpers": "TemperatureLogitsWarper (if T != 1) -> TopKLogitsWarper -> TopPLogitsWarper "
+                   "(if top_p < 1), then softmax; float64 logits of shape (23,); probs_i for logits_i, "
+                   "case i in warpers.json",
         "greedy_argmax": "torch.argmax of logits with a tied maximum (the first index)",
         "model": {"vocab_size": eot + 1, "n_positions": P, "n_embd": C, "n_head": H, "n_layer": L,
-                  "dtype": "float32", "weights": "weights N(0, 0.3^2), biases N(0, 0.1^2), gains 1 + N(0, 0.1^2)"},
+                  "dtype": "float32",
+                  "weights": "weights N(0, 0.3^2), biases N(0, 0.1^2), gains 1 + N(0, 0.1^2)"},
         "tokenizer": f"GPT-2's 256 byte tokens and first {N_MERGES} merges (from gpt2.tiktoken), "
                      f"<|endoftext|> = {eot}; read by transformers.GPT2Tokenizer, checked against tiktoken",
         "greedy": f"model.generate(prompt, do_sample=False, max_new_tokens={NEW_TOKENS}, use_cache=True and "

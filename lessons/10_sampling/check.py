@@ -1,0 +1,104 @@
+"""Lesson 10's checks: the next-token distribution and the decode loop, against Hugging Face transformers.
+
+What is graded (the implementation under test, `impl`, is minigpt.sampling or your file):
+
+    impl.next_token_probs(logits_1d, temperature=1.0, top_k=None, top_p=None)   -> probabilities (V,)
+    impl.generate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, stop) -> new ids
+    impl.stream(model, prompt_ids, tokenizer, max_new_tokens, temperature, ...)  -> text pieces
+
+The model is minigpt's (reference/tiny_gpt2/ read with minigpt.hf.load_gpt2, float32), so only the
+sampling code is yours; it calls model.forward(idx, kv_cache=...) and model.new_kv_cache().
+
+Tolerances:
+    probabilities        rtol 1e-9, atol 1e-12 (float64 on both sides; measured ~1e-16), and the set of
+                         tokens kept (p > 0) exactly: a filter that keeps one token too many or too few
+                         changes p by more than rounding can hide.
+    greedy ids           exact. transformers' top-1 / top-2 logit gap never falls below 0.01 on these
+                         prompts (greedy.json: min_top2_gap), far above float32 rounding (~1e-6).
+    past the context     exact: your cached generate must give the ids of recomputing the last block_size
+                         tokens every step (done here with model.forward, no cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minigpt.grading import load_reference
+
+IMPL = "minigpt.sampling"
+TINY = Path(__file__).resolve().parent / "reference" / "tiny_gpt2"
+RTOL, ATOL = 1e-9, 1e-12
+
+
+def _recompute_greedy(model, ids: list[int], n: int) -> list[int]:
+    """Greedy ids the slow, obviously right way: the whole window (the last block_size tokens) each step."""
+    ids, P = list(ids), model.config.block_size
+    for _ in range(n):
+        ids.append(int(np.argmax(model.forward(np.array([ids[-P:]]))[0, -1])))
+    return ids[-n:]
+
+
+def run(impl, g) -> None:
+    from minigpt import hf
+
+    z = load_reference(__file__, "warpers.npz")
+    cases = load_reference(__file__, "warpers.json")
+    greedy = load_reference(__file__, "greedy.json")
+
+    for case in cases:
+        i = case["index"]
+        with g.case(f"next_token_probs: {case['name']}"):
+            p = impl.next_token_probs(z[f"logits_{i}"], temperature=case["temperature"], top_k=case["top_k"],
+                                      top_p=case["top_p"])
+            want = z[f"probs_{i}"]
+            g.equal("tokens kept (p > 0)", np.flatnonzero(np.asarray(p) > 0), np.flatnonzero(want > 0))
+            g.close("probabilities", p, want, rtol=RTOL, atol=ATOL)
+
+    with g.case("next_token_probs: temperature 0 is greedy, first maximum on ties"):
+        p = np.asarray(impl.next_token_probs(z["greedy_logits"], temperature=0.0))
+        g.equal("argmax", int(np.argmax(p)), int(z["greedy_argmax"]))
+        g.true("one-hot", bool(p.max() == 1.0 and p.sum() == 1.0), f"max {p.max()}, sum {p.sum()}")
+
+    logits = z["logits_0"]
+    for name, kwargs in [("negative temperature", {"temperature": -0.5}), ("top_k 0", {"top_k": 0}),
+                         ("top_p 0", {"top_p": 0.0}), ("top_p 1.5", {"top_p": 1.5})]:
+        with g.case(f"next_token_probs refuses {name}"), g.raises("ValueError", ValueError):
+            impl.next_token_probs(logits, **kwargs)
+
+    model = hf.load_gpt2(TINY)
+    tok = hf.load_gpt2_tokenizer(TINY)
+    n = greedy["max_new_tokens"]
+    for run_ in greedy["runs"]:
+        with g.case(f"generate, greedy from {run_['prompt']!r}"):
+            g.equal("prompt ids (minigpt's tokenizer)", tok.encode(run_["prompt"]), run_["prompt_ids"])
+            got = impl.generate(model, run_["prompt_ids"], max_new_tokens=n, temperature=0.0)
+            g.equal("new ids vs transformers' generate", [int(i) for i in got], run_["new_ids"])
+        with g.case(f"stream, greedy from {run_['prompt']!r}"):
+            pieces = list(impl.stream(model, run_["prompt_ids"], tok, max_new_tokens=n, temperature=0.0))
+            g.equal("text vs transformers' decode", "".join(pieces), run_["text"])
+
+    prompt = greedy["runs"][0]["prompt_ids"]
+    P = model.config.block_size
+    with g.case(f"generate past the context ({len(prompt)} + {P} > block_size {P})"):
+        got = impl.generate(model, prompt, max_new_tokens=P, temperature=0.0)
+        g.equal("new ids vs recomputing the window each step", [int(i) for i in got],
+                _recompute_greedy(model, prompt, P))
+
+    with g.case("generate, seeded sampling"):
+        kwargs = {"max_new_tokens": 20, "temperature": 1.0, "top_k": 50, "top_p": 0.95}
+        a = impl.generate(model, prompt, seed=1, **kwargs)
+        b = impl.generate(model, prompt, seed=1, **kwargs)
+        c = impl.generate(model, prompt, seed=2, **kwargs)
+        g.true("same seed, same ids", list(a) == list(b), f"{list(a)[:8]} vs {list(b)[:8]}")
+        g.true("another seed, other ids", list(a) != list(c), f"{list(a)[:8]} vs {list(c)[:8]}")
+        V = model.config.vocab_size
+        g.true("20 new ids in the vocabulary", len(a) == 20 and all(0 <= i < V for i in a))
+
+    with g.case("generate stops on a token id"):
+        want = greedy["runs"][0]["new_ids"]
+        stop_at = want[5]
+        got = impl.generate(model, prompt, max_new_tokens=n, temperature=0.0, stop=[stop_at])
+        first = want.index(stop_at)
+        g.equal("ids up to and including the first stop id", [int(i) for i in got], want[:first + 1])
