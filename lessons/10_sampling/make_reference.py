@@ -232,7 +232,8 @@ def main() -> None:
         assert new_cached == new_plain, "transformers' greedy with and without its cache disagree"
         assert eot not in new_cached, "the continuation hit <|endoftext|>: pick another seed"
         runs.append({"prompt": prompt, "prompt_ids": ids, "new_ids": new_cached,
-                     "new_ids_no_cache": new_plain, "text": hf_tok.decode(new_cached), "min_top2_gap": min(gap, gap_plain)})
+                     "new_ids_no_cache": new_plain, "text": hf_tok.decode(new_cached),
+                     "min_top2_gap": min(gap, gap_plain)})
     (OUT / "greedy.json").write_text(json.dumps({"max_new_tokens": NEW_TOKENS, "runs": runs}, indent=1,
                                                 ensure_ascii=False) + "\n", encoding="utf-8")
     meta = {
