@@ -170,11 +170,93 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 130 if summary["interrupted"] else 0
 
 
+
+# ---- minigpt sample (--checkpoint runs/NAME | --hf DIR) [--prompt TEXT] ... -----------------------------
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate text from a trained checkpoint or a GPT-2 folder",
+                       description="Generate text after a prompt. Output streams as it is sampled when "
+                                   "stdout is a terminal. With --temperature 0 (greedy) and a GPT-2 folder, "
+                                   "the text equals transformers' generate(do_sample=False).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a training run (runs/NAME: best/, else last/) or a checkpoint "
+                                          "folder")
+    src.add_argument("--hf", metavar="DIR", help="a GPT-2 folder: config.json, model.safetensors, "
+                                                 "vocab.json, merges.txt (`minigpt download gpt2`)")
+    text = p.add_mutually_exclusive_group()
+    text.add_argument("--prompt", default="", help="the text to continue (default: empty, start from "
+                                                   "<|endoftext|>)")
+    text.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens (default: off)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus: keep the top tokens whose mass "
+                                                             "reaches p (default: off)")
+    p.add_argument("--seed", type=int, default=None, help="random seed; sample i uses seed + i")
+    p.add_argument("--num-samples", type=int, default=1, help="how many samples (default 1)")
+    p.add_argument("--stop", action="append", default=[], help="stop when this text appears (not printed; "
+                                                               "repeatable; \\n and \\t mean newline, tab)")
+    p.add_argument("--ignore-eos", action="store_true", help="do not stop at the <|endoftext|> token")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="print tokens as they come (default: when stdout is a terminal)")
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from minigpt.sampling import EOT, stream
+
+    if args.checkpoint:
+        from minigpt import checkpoint
+
+        folder = Path(args.checkpoint)
+        if not (folder / "state.json").is_file() and (folder / "last").exists() | (folder / "best").exists():
+            folder = folder / ("best" if (folder / "best" / "state.json").is_file() else "last")   # a run
+        ckpt = checkpoint.load(folder)
+        model, tok = ckpt.model, ckpt.tokenizer
+        eos = getattr(tok, "special_tokens", {}).get(EOT)
+    else:
+        from minigpt import hf
+
+        model, tok = hf.load_gpt2(args.hf), hf.load_gpt2_tokenizer(args.hf)
+        eos = None                                   # transformers stops at the generation config's EOS
+        for name in ("generation_config.json", "config.json"):
+            path = Path(args.hf) / name
+            if path.is_file():
+                eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+                if eos is not None:
+                    break
+    prompt = Path(args.prompt_file).read_text(encoding="utf-8") if args.prompt_file else args.prompt
+    try:
+        ids = tok.encode(prompt, allowed_special="all")   # BPE: "<|endoftext|>" in a prompt is the token
+    except TypeError:
+        ids = tok.encode(prompt)                          # a character tokenizer
+    stop: list = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
+    if eos is not None and not args.ignore_eos:
+        stop += [eos] if isinstance(eos, int) else list(eos)
+    live = sys.stdout.isatty() if args.stream is None else args.stream
+    for i in range(args.num_samples):
+        if i:
+            print("\n" + "-" * 40)
+        seed = None if args.seed is None else args.seed + i
+        pieces = stream(model, ids, tok, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        top_k=args.top_k, top_p=args.top_p, seed=seed, stop=stop or None)
+        if live:
+            print(prompt, end="", flush=True)
+            for piece in pieces:
+                print(piece, end="", flush=True)
+            print()
+        else:
+            print(prompt + "".join(pieces))
+    return 0
+
+
 COMMANDS = {
     "lesson": (_add_lesson, _cmd_lesson),
     "download": (_add_download, _cmd_download),
     "prepare": (_add_prepare, _cmd_prepare),
     "train": (_add_train, _cmd_train),
+    "sample": (_add_sample, _cmd_sample),
 }
 
 
