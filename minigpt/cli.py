@@ -102,7 +102,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab", help="shakespeare: GPT-2's gpt2.tiktoken file, to use GPT-2's 50257 tokens "
                                    "instead of learning a 1024-token BPE")
     p.add_argument("--tokenizer", choices=("char", "bpe"), default="char", help="textfile: char or bpe")
-    p.add_argument("--vocab-size", type=int, default=1024, help="textfile --tokenizer bpe: vocabulary size")
+    p.add_argument("--vocab-size", type=int, default=1024,
+                   help="BPE vocabulary size (shakespeare; textfile --tokenizer bpe)")
     p.add_argument("--no-progress", action="store_true", help="no download progress bar")
 
 

@@ -38,6 +38,7 @@ UTF-8, or filter text by content (profanity, language ID); the cleaning is what 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import sysconfig
 import time
@@ -234,8 +235,7 @@ def _pystdlib(folder: Path, from_file, url, progress) -> Corpus:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder of Python files (pystdlib reads a standard library folder)")
     allowed = set(PYSTDLIB_CHARS)
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
-                   if not PYSTDLIB_SKIP_DIRS.intersection(p.relative_to(root).parts[:-1]))
+    files = sorted(_python_files(root))
     docs: list[str] = []
     cleaning = {"control characters": 0, "files with other characters": 0, "empty files": 0,
                 "duplicate files": 0}
@@ -269,6 +269,16 @@ def _pystdlib(folder: Path, from_file, url, progress) -> Corpus:
     text = "".join(docs)
     return Corpus(text, f"{root} ({len(docs)} files, sorted by path)", sha256_bytes(text.encode()), cleaning,
                   len(docs))
+
+
+def _python_files(root: Path) -> list[str]:
+    """Relative posix paths of the .py files under root, not descending into PYSTDLIB_SKIP_DIRS."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in PYSTDLIB_SKIP_DIRS]
+        rel = Path(folder).relative_to(root)
+        found += [(rel / n).as_posix() for n in names if n.endswith(".py")]
+    return found
 
 
 def _textfile(folder: Path, from_file, url, progress) -> Corpus:
