@@ -105,6 +105,13 @@ def test_trained_bpe_round_trip(trained, s):
 
 
 @given(st.text(max_size=200))
+@settings(max_examples=100, deadline=None)
+def test_cached_piecewise_encode_equals_plain_bpe(trained, s):
+    """The class cuts chunks where no token can span and caches pieces; the result must not change."""
+    assert trained.encode(s) == bpe.encode(s, trained.merges, bpe.GPT2_PATTERN)
+
+
+@given(st.text(max_size=200))
 @settings(max_examples=150, deadline=None)
 def test_gpt2_round_trip(gpt2, s):
     assert gpt2.decode(gpt2.encode(s)) == s
