@@ -126,7 +126,8 @@ if gpt2 is not None:
 # ## 7. How many tokens does each corpus take?
 
 # %%
-for name, text in texts.items():
+for name, full in texts.items():
+    text = full[:LIMIT]                                  # the whole corpus, except in quick mode
     n_bytes = len(text.encode("utf-8"))
     chars = CharTokenizer.from_text(text)
     tokenizers = {"char-level": chars, **({"GPT-2": gpt2} if gpt2 is not None else {}),
