@@ -1,0 +1,199 @@
+"""Fine-tuning: continue training a pre-trained GPT on prompt/response pairs, the loss on responses only.
+
+    summary = finetune("data/tang_couplets/train.jsonl", "runs/couplets", init="runs/tang",
+                       val="data/tang_couplets/val.jsonl")
+    minigpt finetune --init runs/tang --task data/tang_couplets/train.jsonl --val ... --out runs/couplets
+
+It is the training loop of train.py, run with three differences:
+- the batches are task rows (tasks.py): prompt + response + end token, the prompt's targets set to -100,
+  so the gradient only teaches the model to produce the response (see lessons/11_finetuning);
+- the weights, the architecture and the tokenizer come from the base model: one of our checkpoints (a run
+  folder: its best/, else its last/; or a checkpoint folder), or a Hugging Face GPT-2 folder (--hf) with its
+  vocab.json and merges.txt. A task line the tokenizer cannot encode is refused with file:line (tasks.py);
+- other defaults (FINETUNE_DEFAULTS): a 10x smaller learning rate than nanoGPT's pre-training 1e-3, a short
+  warm-up, frequent evaluation, and early stopping after `patience` evaluations without a better val loss.
+  A small task set is over-fitted in a few hundred steps; best/ keeps the weights from before that.
+
+Checkpoints, log.jsonl, loss.png, Ctrl-C and --resume behave exactly as in training (train.py): a resumed
+fine-tuning run ends bit-identical to one that never stopped. The task files' sha256 is the dataset identity
+a resume checks. Without --val, a seeded 10% of the task file (at least one example) is held out for it.
+
+What this file deliberately does not do: LoRA or other parameter-efficient methods, freezing layers,
+several tasks at once, or packing several examples into one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minigpt import checkpoint
+from minigpt.model import GPT
+from minigpt.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
+from minigpt.train import TrainConfig, train
+
+# Fine-tuning's defaults; anything else is the base run's setting (or TrainConfig's).
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-4,               # 10x below pre-training: adjust the model, don't overwrite what it knows
+    "min_lr": 1e-5,
+    "warmup_iters": 20,
+    "lr_decay_iters": 1000,   # = max_iters: one cosine over the run
+    "max_iters": 1000,
+    "eval_interval": 50,
+    "eval_iters": 10,
+    "checkpoint_interval": 50,
+    "log_interval": 10,
+    "patience": 4,            # stop after 4 evaluations (200 steps) without a better val loss
+    "sample_tokens": 0,       # the end-of-run sample of pre-training means little here: `minigpt eval`
+}
+MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
+VAL_FRACTION = 0.1
+
+
+@dataclass
+class TaskData:
+    """What train(task=...) reads: batch sources, the tokenizer file, and the data's identity."""
+
+    train: TaskBatches
+    val: TaskBatches
+    tokenizer_file: Path
+    vocab_size: int
+    sha256: str
+
+
+@dataclass
+class Base:
+    """The model fine-tuning starts from, its tokenizer file, and the settings of the run that made it."""
+
+    path: Path                 # what train(init_from=...) loads
+    model: GPT
+    tokenizer: Any
+    tokenizer_file: Path
+    train_config: dict[str, Any]
+
+
+def load_base(init: str | Path | None = None, hf_dir: str | Path | None = None,
+              out: str | Path | None = None) -> Base:
+    """Our checkpoint (init: a run folder or a checkpoint folder) or a Hugging Face GPT-2 folder (hf_dir).
+
+    For hf_dir, the tokenizer (vocab.json + merges.txt) is written to out/tokenizer.json in minigpt's
+    format, because checkpoints carry their tokenizer as that file.
+    """
+    if (init is None) == (hf_dir is None):
+        raise ValueError("give the model to fine-tune: --init CHECKPOINT (a run or checkpoint folder) or "
+                         "--hf FOLDER (a Hugging Face GPT-2 folder), not both")
+    if init is not None:
+        path = resolve_checkpoint(init)
+        ckpt = checkpoint.load(path)
+        return Base(path, ckpt.model, ckpt.tokenizer, ckpt.folder / "tokenizer.json",
+                    dict(ckpt.state.get("train_config", {})))
+    from minigpt import hf
+
+    folder = Path(hf_dir)
+    model = hf.load_gpt2(folder)
+    tokenizer = hf.load_gpt2_tokenizer(folder)
+    if out is None:
+        raise ValueError("load_base(hf_dir=...) needs out= to keep the tokenizer file")
+    tok_file = Path(out) / "tokenizer.json"
+    tok_file.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(tok_file)
+    return Base(folder, model, tokenizer, tok_file, {})
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder: `path` itself, or a run folder's best/ (else its last/)."""
+    path = Path(path)
+    if (path / "state.json").is_file() or (path.parent / f".{path.name}.old").is_dir():
+        return checkpoint.resolve(path)
+    for name in ("best", "last"):
+        if (path / name / "state.json").is_file() or (path / f".{name}.old").is_dir():
+            return checkpoint.resolve(path / name)
+    raise checkpoint.CheckpointError(f"no checkpoint at {path}: give a run folder (with best/ or last/) or "
+                                     "a checkpoint folder (with state.json); train one with `minigpt train`")
+
+
+def finetune_config(base: Base, overrides: dict[str, Any] | None = None,
+                    dataset: str = "task") -> TrainConfig:
+    """The base run's settings, its model's shape, FINETUNE_DEFAULTS, then the caller's overrides."""
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in base.train_config.items() if k in known}
+    cfg = base.model.config
+    values.update({k: getattr(cfg, k) for k in MODEL_KEYS})
+    values["dtype"] = str(next(iter(base.model.params.values())).dtype)
+    values.update(FINETUNE_DEFAULTS)
+    values["dataset"] = dataset
+    overrides = dict(overrides or {})
+    if "max_iters" in overrides and "lr_decay_iters" not in overrides:
+        overrides["lr_decay_iters"] = overrides["max_iters"]      # keep one cosine over the whole run
+    clash = sorted(k for k in MODEL_KEYS if k in overrides and overrides[k] != values[k])
+    if clash:
+        raise ValueError(f"{clash} must match the base model's ({ {k: values[k] for k in clash} }): "
+                         "fine-tuning keeps the architecture")
+    values.update(overrides)
+    if values["lr_decay_iters"] and values["lr_decay_iters"] <= values["warmup_iters"]:
+        values["lr_decay_iters"] = 0                              # too short for a schedule: constant lr
+    return TrainConfig(**values)
+
+
+def task_data(tokenizer: Any, tokenizer_file: Path, vocab_size: int, task: str | Path,
+              val: str | Path | None, cfg: TrainConfig, end: str = END) -> TaskData:
+    """Read, check and encode the task files; hold out VAL_FRACTION of the task when there is no val file."""
+    examples = read_jsonl(task)
+    digest = hashlib.sha256(Path(task).read_bytes())
+    if val is not None:
+        val_examples = read_jsonl(val)
+        digest.update(Path(val).read_bytes())
+    else:
+        examples, val_examples = split_examples(examples, VAL_FRACTION, cfg.seed)
+    train_pairs = encode_examples(tokenizer, examples, end)
+    val_pairs = encode_examples(tokenizer, val_examples, end)
+    return TaskData(TaskBatches(train_pairs, cfg.block_size, cfg.batch_size),
+                    TaskBatches(val_pairs, cfg.block_size, cfg.batch_size), Path(tokenizer_file), vocab_size,
+                    digest.hexdigest())
+
+
+def split_examples(examples: list[Example], fraction: float,
+                   seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded random `fraction` of the examples (at least one) for validation, the rest for training."""
+    if len(examples) < 2:
+        raise ValueError(f"{examples[0].where.rsplit(':', 1)[0] if examples else 'the task'} has "
+                         f"{len(examples)} example(s): give a --val file, or at least 2 examples to split")
+    order = np.random.default_rng([seed, 3]).permutation(len(examples))    # (N,)
+    n_val = max(1, int(round(len(examples) * fraction)))
+    held = set(order[:n_val].tolist())
+    return ([e for i, e in enumerate(examples) if i not in held],
+            [e for i, e in enumerate(examples) if i in held])
+
+
+def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = None,
+             hf_dir: str | Path | None = None, val: str | Path | None = None,
+             overrides: dict[str, Any] | None = None, resume: bool = False, end: str = END,
+             progress: bool = True, log=print) -> dict[str, Any]:
+    """Fine-tune on a task file; checkpoints in out/last and out/best. Returns train()'s summary."""
+    out = Path(out)
+    if resume:
+        ckpt = checkpoint.load(out / "last")
+        cfg = TrainConfig(**(ckpt.state["train_config"] | dict(overrides or {})))
+        base_tok, tok_file = ckpt.tokenizer, ckpt.folder / "tokenizer.json"
+        vocab = ckpt.model.config.vocab_size
+        init_path = None
+    else:
+        base = load_base(init, hf_dir, out)
+        cfg = finetune_config(base, overrides, dataset=str(task))
+        base_tok, tok_file, vocab = base.tokenizer, base.tokenizer_file, base.model.config.vocab_size
+        init_path = base.path
+        log(f"fine-tuning {base.path}: {base.model.num_params():,} parameters, lr {cfg.lr:g}, up to "
+            f"{cfg.max_iters} steps, early stop after {cfg.patience} evaluations without a better val loss")
+    own = out / "tokenizer.json"                     # the run's own copy: base folders may change later
+    if Path(tok_file).resolve() != own.resolve():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tok_file, own)
+    data = task_data(base_tok, own, vocab, task, val, cfg, end)
+    log(f"task {task}: {len(data.train):,} train / {len(data.val):,} val examples (loss on responses only)")
+    return train(cfg, out, resume=resume, init_from=init_path, progress=progress, sample=False, log=log,
+                 task=data)
