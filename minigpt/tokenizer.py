@@ -84,6 +84,7 @@ class CharTokenizer:
         ids = list(ids)
         for pos, i in enumerate(ids):
             if not (isinstance(i, int) or hasattr(i, "__index__")) or not 0 <= i < self.vocab_size:
+                i = int(i) if hasattr(i, "__index__") else i
                 raise ValueError(f"token id {i!r} at position {pos} is not in 0..{self.vocab_size - 1}")
         return "".join(self.chars[i] for i in ids)
 
@@ -231,6 +232,7 @@ class BPETokenizer:
         except (IndexError, TypeError):
             pos, bad = next((p, i) for p, i in enumerate(ids)
                             if not hasattr(i, "__index__") or not 0 <= i < len(vocab))
+            bad = int(bad) if hasattr(bad, "__index__") else bad     # np.int64(5) prints as 5
             raise ValueError(f"token id {bad!r} at position {pos} is not in this tokenizer's vocabulary "
                              f"(0..{len(vocab) - 1})") from None
 
