@@ -10,8 +10,9 @@ Both describe the same 50,000 merges, in two different ways:
   the 188 printable bytes stand for themselves and the other 68 get the characters U+0100, U+0101, ...
   Because ids follow that list, GPT-2's id for byte b is not b ('!' is 0, 'a' is 64, space is 220).
 
-Every reader here validates what it reads and names the file, the line and the problem. What this file does
-not do: download anything (the dataset recipes do), or hold the tokenizer (tokenizer.py does).
+Also here: reading and writing minigpt's own JSON tokenizer files (format and version checked, written
+atomically). Every reader validates what it reads and names the file, the line and the problem. What this
+file does not do: download anything (the dataset recipes do), or hold a tokenizer (tokenizer.py does).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 from minigpt.bpe import Pair, encode_chunk
+
+FORMAT_VERSION = 1  # of minigpt's tokenizer JSON files
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -132,3 +137,29 @@ def read_gpt2_files(encoder_json: str | Path, vocab_bpe: str | Path
     known = set(byte_ids) | set(merges.values())
     specials = {text: idx for text, idx in encoder.items() if idx not in known}
     return byte_ids, merges, specials
+
+
+# ---- minigpt's own JSON tokenizer files ----------------------------------------------------------------
+def read_json(path: Path, fmt: str, fields: list[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); was it truncated or edited by hand?") from exc
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read tokenizer file {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} tokenizer file (its 'format' field must be {fmt!r})")
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {data.get('version')!r}, this minigpt reads version "
+                         f"{FORMAT_VERSION}")
+    missing = [f for f in fields if f not in data]
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {missing}")
+    return data
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a tokenizer behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

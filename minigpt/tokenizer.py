@@ -12,23 +12,23 @@ Design choices, stated once:
 - Ids. Every id 0..vocab_size-1 means something: the 256 bytes, then the merges in the order they were
   learned, then the special tokens. Byte b's id is usually b, but GPT-2's byte tokens come in another
   order (see bpe_files.bytes_to_unicode), so the byte -> id table is part of the tokenizer.
-- Speed. Encoding caches each regex chunk's ids (text repeats its words); the BPE itself is
-  bpe.encode_chunk. Training is bpe.learn_merges, which updates pair counts incrementally.
+- Speed. Encoding caches each regex chunk's ids (text repeats its words), cuts new chunks where no token
+  can span and caches those pieces too; the BPE itself is bpe.encode_chunk. Training is
+  bpe.learn_merges, which updates pair counts incrementally.
 
-What this file does not do: the merge algorithm (bpe.py) or parsing GPT-2's files (bpe_files.py).
+What this file does not do: the merge algorithm (bpe.py), parsing files (bpe_files.py), or the character
+tokenizer (char_tokenizer.py, re-exported here so `from minigpt.tokenizer import CharTokenizer` works).
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from itertools import chain, compress, pairwise
 from operator import not_
 from pathlib import Path
-from typing import Any
 
 import regex
 
@@ -45,62 +45,17 @@ from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded throug
     split,
     train,
 )
-from minigpt.bpe_files import read_gpt2_files, read_tiktoken, recover_merges
+from minigpt.bpe_files import (
+    FORMAT_VERSION,
+    read_gpt2_files,
+    read_json,
+    read_tiktoken,
+    recover_merges,
+    write_text_atomic,
+)
+from minigpt.char_tokenizer import CharTokenizer  # noqa: F401 - part of this module's public API
 
-FORMAT_VERSION = 1
 _CACHE_LIMIT = 200_000  # chunks kept in the encode cache before it is emptied
-
-
-class CharTokenizer:
-    """One id per distinct character of a training text, in sorted order (nanoGPT's shakespeare_char)."""
-
-    def __init__(self, chars: Iterable[str]):
-        self.chars = list(chars)
-        if any(not isinstance(c, str) or len(c) != 1 for c in self.chars):
-            raise ValueError("CharTokenizer needs single characters")
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError("CharTokenizer characters must be distinct")
-        self.stoi = {c: i for i, c in enumerate(self.chars)}
-
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        return cls(sorted(set(text)))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> list[int]:
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError:
-            pos = next(i for i, c in enumerate(text) if c not in self.stoi)
-            c = text[pos]
-            raise ValueError(f"character {c!r} (U+{ord(c):04X}) at position {pos} is not in this tokenizer's "
-                             f"{self.vocab_size} characters; build the tokenizer from text that contains it"
-                             ) from None
-
-    def decode(self, ids: Iterable[int]) -> str:
-        ids = list(ids)
-        for pos, i in enumerate(ids):
-            if not (isinstance(i, int) or hasattr(i, "__index__")) or not 0 <= i < self.vocab_size:
-                i = int(i) if hasattr(i, "__index__") else i
-                raise ValueError(f"token id {i!r} at position {pos} is not in 0..{self.vocab_size - 1}")
-        return "".join(self.chars[i] for i in ids)
-
-    def save(self, path: str | Path) -> None:
-        data = {"format": "minigpt-char", "version": FORMAT_VERSION, "chars": self.chars}
-        _write_text(Path(path), json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> CharTokenizer:
-        data = _read_json(Path(path), "minigpt-char", ["chars"])
-        if not isinstance(data["chars"], list):
-            raise ValueError(f"{path}: 'chars' must be a list of single characters")
-        try:
-            return cls(data["chars"])
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
 
 
 class BPETokenizer:
@@ -257,11 +212,11 @@ class BPETokenizer:
                 "special_tokens": self.special_tokens, "byte_ids": self.byte_ids}
         body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in head.items())
         merges_text = '  "merges": [\n    ' + ",\n    ".join(lines) + "\n  ]\n"
-        _write_text(Path(path), "{\n" + body + ",\n" + merges_text + "}\n")
+        write_text_atomic(Path(path), "{\n" + body + ",\n" + merges_text + "}\n")
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        data = _read_json(Path(path), "minigpt-bpe", ["pattern", "special_tokens", "byte_ids", "merges"])
+        data = read_json(Path(path), "minigpt-bpe", ["pattern", "special_tokens", "byte_ids", "merges"])
         merges: dict[Pair, int] = {}
         for k, item in enumerate(data["merges"]):
             if (not isinstance(item, list) or len(item) not in (3, 4)
@@ -336,28 +291,3 @@ def _validate(merges: dict[Pair, int], specials: dict[str, int], byte_ids: list[
                          f"{first}..{first + len(specials) - 1}, got {specials}")
     if any(not isinstance(name, str) or not name for name in specials):
         raise ValueError(f"{source}: special token names must be non-empty strings")
-
-
-def _read_json(path: Path, fmt: str, fields: list[str]) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); was it truncated or edited by hand?") from exc
-    except OSError as exc:
-        raise FileNotFoundError(f"cannot read tokenizer file {path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != fmt:
-        raise ValueError(f"{path}: not a {fmt} tokenizer file (its 'format' field must be {fmt!r})")
-    if data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {data.get('version')!r}, this minigpt reads version "
-                         f"{FORMAT_VERSION}")
-    missing = [f for f in fields if f not in data]
-    if missing:
-        raise ValueError(f"{path}: missing field(s) {missing}")
-    return data
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a tokenizer behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
