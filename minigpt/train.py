@@ -8,6 +8,7 @@ One iteration, `it` = the number of steps already taken:
     if it % eval_interval == 0 or it == max_iters:  estimate train and val loss on eval_iters fresh batches;
                                                     save best/ when val improved; redraw loss.png
     if it % checkpoint_interval == 0 or it == max_iters: save last/
+    if patience and the last `patience` evaluations did not beat the best val loss: save last/, stop
     lr = cosine_lr(it, ...)                         warm-up, then cosine down to min_lr
     grad_accum times: x, y = get_batch(train); loss, grads = model.loss_and_grads(x, y, dropout_rng)
     clip_grad_norm(grads, grad_clip); opt.step(grads)
@@ -18,11 +19,15 @@ evaluating never disturbs training. A checkpoint stores the first two streams' s
 AdamW's moments, so a run stopped at any point (Ctrl-C, kill -9) and resumed from its last checkpoint ends
 with bit-identical weights to a run that never stopped.
 
+Fine-tuning (minigpt/finetune.py) runs this same loop with `task=`: batches come from task.train /
+task.val (objects with get_batch(rng): prompt/response rows with the prompt masked, minigpt/tasks.py)
+instead of random windows of data/<dataset>/*.bin, and `patience` stops it early.
+
 Ctrl-C finishes the current step, saves last/ and returns (a second Ctrl-C stops at once). A non-finite loss
 or gradient norm raises TrainingDiverged before the step is applied, so no bad weights are ever saved.
 
 What this file deliberately does not do: multiple processes or GPUs, mixed precision, a config framework
-(presets are flat TOML files; every key is a TrainConfig field), or early stopping.
+(presets are flat TOML files; every key is a TrainConfig field).
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from minigpt.paths import data_dir
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 # Keys that may change on --resume without breaking exactness (they don't touch weights or random draws).
+PLOT_EVERY_S = 10.0  # redraw loss.png at an evaluation only if the last drawing is older than this
 RESUME_SAFE = {"max_iters", "eval_interval", "eval_iters", "log_interval", "checkpoint_interval",
-               "sample_tokens", "sample_prompt", "temperature", "top_k"}
+               "sample_tokens", "sample_prompt", "temperature", "top_k", "patience"}
 
 
 @dataclass
@@ -79,6 +85,8 @@ class TrainConfig:
     eval_iters: int = 20
     log_interval: int = 10
     checkpoint_interval: int = 250
+    patience: int = 0                  # early stopping: stop after this many evaluations without a new best
+                                       # val loss (0 = never); fine-tuning uses it
     # the sample printed at the end
     sample_tokens: int = 300
     sample_prompt: str = "\n"
@@ -159,6 +167,7 @@ def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
 
 
 def config_from_preset(preset: str = "default", overrides: dict[str, Any] | None = None) -> TrainConfig:
+    _check_keys(overrides or {}, "the overrides")
     return TrainConfig(**(load_preset(preset) | (overrides or {})))
 
 
@@ -179,8 +188,15 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
 
 def estimate_loss(model: GPT, ids: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> float:
     """Mean eval-mode loss over cfg.eval_iters random batches (no dropout, no gradients)."""
-    losses = [model.loss(*get_batch(ids, cfg.batch_size, cfg.block_size, rng)) for _ in range(cfg.eval_iters)]
+    losses = [model.loss(*draw_batch(ids, cfg, rng)) for _ in range(cfg.eval_iters)]
     return float(np.mean(losses))
+
+
+def draw_batch(source: Any, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """x, y (B, T): random windows of a token array, or source.get_batch(rng) for a task set (tasks.py)."""
+    if hasattr(source, "get_batch"):
+        return source.get_batch(rng)
+    return get_batch(source, cfg.batch_size, cfg.block_size, rng)
 
 
 def dataset_folder(name: str, log=print) -> Path:
@@ -198,8 +214,12 @@ def dataset_folder(name: str, log=print) -> Path:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_from: str | Path | None = None,
-          progress: bool = True, sample: bool = True, log=print) -> dict[str, Any]:
-    """Run (or continue) a training run in out_dir; returns a summary dict (iters, losses, time, ...)."""
+          progress: bool = True, sample: bool = True, log=print, task: Any = None) -> dict[str, Any]:
+    """Run (or continue) a training run in out_dir; returns a summary dict (iters, losses, time, ...).
+
+    task: fine-tuning data instead of cfg.dataset, an object with .train and .val (get_batch(rng) sources),
+    .tokenizer_file, .vocab_size and .sha256 (the identity a resume checks); see minigpt/finetune.py.
+    """
     out = Path(out_dir)
     ckpt = None
     if resume:
@@ -213,14 +233,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
         raise ValueError(f"{out} already holds a run: continue it with --resume, or pick another --out "
                          f"(or delete {out})")
 
-    folder = dataset_folder(cfg.dataset, log)
-    meta = load_meta(folder)
-    train_ids, val_ids = load_tokens(folder, "train"), load_tokens(folder, "val")
-    for split, ids in (("train", train_ids), ("val", val_ids)):
-        if len(ids) < cfg.block_size + 1:
-            raise DataError(f"{folder}/{split}.bin has {len(ids)} tokens, fewer than block_size + 1 = "
-                            f"{cfg.block_size + 1}: use a smaller --block_size or a bigger corpus")
-    tokenizer_file = folder / meta.get("tokenizer", "tokenizer.json")
+    if task is not None:                                # fine-tuning: task rows, the prompt masked
+        folder, meta = Path(cfg.dataset), {"vocab_size": task.vocab_size, "source_sha256": task.sha256}
+        train_ids, val_ids, tokenizer_file = task.train, task.val, Path(task.tokenizer_file)
+    else:
+        folder = dataset_folder(cfg.dataset, log)
+        meta = load_meta(folder)
+        train_ids, val_ids = load_tokens(folder, "train"), load_tokens(folder, "val")
+        for split, ids in (("train", train_ids), ("val", val_ids)):
+            if len(ids) < cfg.block_size + 1:
+                raise DataError(f"{folder}/{split}.bin has {len(ids)} tokens, fewer than block_size + 1 = "
+                                f"{cfg.block_size + 1}: use a smaller --block_size or a bigger corpus")
+        tokenizer_file = folder / meta.get("tokenizer", "tokenizer.json")
     tokenizer = load_tokenizer(tokenizer_file)
 
     dtype = np.dtype(cfg.dtype)
@@ -257,7 +281,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
         state = {"iter": it, "eval_done": eval_done, "best_val": best,
                  "model_config": asdict(model.config), "train_config": asdict(cfg),
                  "rng": {"data": data_rng.bit_generator.state, "dropout": drop_rng.bit_generator.state},
-                 "dataset": cfg.dataset, "dataset_sha256": meta.get("source_sha256")}
+                 "dataset": cfg.dataset, "dataset_sha256": meta.get("source_sha256"), "stale_evals": stale}
         checkpoint.save(out / name, model, opt.state_dict(), state, tokenizer_file)
 
     def emit(record: dict[str, Any]) -> None:
@@ -273,8 +297,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
 
     bar = tqdm(total=cfg.max_iters, initial=start, disable=not progress, dynamic_ncols=True, unit="it")
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum
-    t_start, last_val, last_train, interrupted = time.time(), None, None, False
+    t_start, last_val, last_train, interrupted, stopped_early = time.time(), None, None, False, False
+    last_plot = 0.0
     eval_done = ckpt.state.get("eval_done", False) if ckpt else False
+    stale = int(ckpt.state.get("stale_evals", 0)) if ckpt else 0   # evaluations since the best val loss
     it = start
     try:
         with stop:
@@ -286,18 +312,29 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
                           "time_s": round(time.time() - t_start, 3)})
                     msg = f"iter {it}: train loss {last_train:.4f}, val loss {last_val:.4f}"
                     if last_val < best_val:
-                        best_val = last_val
+                        best_val, stale = last_val, 0
                         save("best", it, True)
                         msg += " (best so far: saved best/)"
+                    else:
+                        stale += 1
                     bar.write(msg) if progress else log(msg)
-                    _plot(records, out / "loss.png", cfg)
+                    if it >= cfg.max_iters or time.time() - last_plot > PLOT_EVERY_S:
+                        _plot(records, out / "loss.png", cfg)   # ~0.3 s: not more often than every 10 s
+                        last_plot = time.time()
                 eval_done = False
+                if cfg.patience and stale >= cfg.patience:      # early stopping
+                    save("last", it, True)
+                    log(f"early stop at iter {it}: no better val loss in {stale} evaluations (patience "
+                        f"{cfg.patience}); best/ holds the best weights (val {best_val:.4f})")
+                    stopped_early = True
+                    break
                 if (it % cfg.checkpoint_interval == 0 and it != start) or it == cfg.max_iters:
                     save("last", it, True)
                 if it >= cfg.max_iters:
                     break
                 if stop.requested:
                     save("last", it, False)
+                    _plot(records, out / "loss.png", cfg)
                     log(f"\ninterrupted: saved {out / 'last'} at iter {it}; continue with --resume")
                     interrupted = True
                     break
@@ -325,7 +362,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
     elapsed = time.time() - t_start
     summary = {"iter": it, "train_loss": last_train, "val_loss": last_val,
                "best_val": best_val if math.isfinite(best_val) else None, "seconds": round(elapsed, 1),
-               "interrupted": interrupted, "out": str(out)}
+               "interrupted": interrupted, "stopped_early": stopped_early, "out": str(out)}
     if not interrupted:
         log(f"done: {it} iterations in {elapsed:.0f} s; val loss {last_val:.4f} (best {best_val:.4f}); "
             f"checkpoints in {out}/last and {out}/best")
@@ -348,7 +385,7 @@ def _step(model: GPT, opt: optim.AdamW, ids: np.ndarray, cfg: TrainConfig, data_
     total, loss_sum = None, 0.0
     scale = 1.0 / cfg.grad_accum
     for _ in range(cfg.grad_accum):
-        x, y = get_batch(ids, cfg.batch_size, cfg.block_size, data_rng)                # (B, T), (B, T)
+        x, y = draw_batch(ids, cfg, data_rng)                                          # (B, T), (B, T)
         loss, grads = model.loss_and_grads(x, y, rng=drop_rng)
         loss_sum += float(loss)
         if total is None:

@@ -1,0 +1,244 @@
+"""The trainer: exact resume (split runs, Ctrl-C, kill -9), atomic checkpoints, divergence, presets, CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigpt import checkpoint, recipes, train
+from minigpt.train import TrainConfig, TrainingDiverged, config_from_preset
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT = (REPO / "minigpt" / "model.py").read_text(encoding="utf-8")  # ~15 KB of Python
+
+
+def quiet(_msg):
+    pass
+
+
+MAX = 60  # the reference run's length: long enough that a kill after the first checkpoint lands before it
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A prepared tiny dataset 'tiny' in a temporary data/ folder; returns the runs' parent folder."""
+    tmp = tmp_path_factory.mktemp("train")
+    src = tmp / "tiny.txt"
+    src.write_text(TEXT, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIGPT_DATA", str(tmp / "data"))
+        recipes.prepare("textfile", from_file=src, log=quiet)
+        yield tmp
+
+
+def smoke(**overrides) -> TrainConfig:
+    return config_from_preset("smoke", {"dataset": "tiny", **overrides})
+
+
+def run(cfg, out, **kw):
+    return train.train(cfg, out, progress=False, log=quiet, sample=False, **kw)
+
+
+def params_of(folder: Path) -> dict[str, np.ndarray]:
+    return checkpoint.load(folder).model.params
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    ca, cb = checkpoint.load(a), checkpoint.load(b)
+    assert ca.state["iter"] == cb.state["iter"]
+    for name, p in ca.model.params.items():
+        assert np.array_equal(p, cb.model.params[name]), name               # bit-identical
+    for key, m in ca.optimizer.items():
+        assert np.array_equal(m, cb.optimizer[key]), key
+    assert ca.state["rng"] == cb.state["rng"]
+
+
+@pytest.fixture(scope="module")
+def straight(env):
+    """The uninterrupted reference: smoke to MAX iterations, dropout on, 2 micro-batches per step."""
+    out = env / "straight"
+    summary = run(smoke(max_iters=MAX, grad_accum=2), out)
+    assert summary["iter"] == MAX and not summary["interrupted"]
+    return out
+
+
+def test_resume_after_max_iters_split(env, straight):
+    out = env / "split"
+    run(smoke(max_iters=12, grad_accum=2), out)          # stops at 12 (not a checkpoint multiple)
+    assert checkpoint.load(out / "last").state["iter"] == 12
+    run(smoke(max_iters=MAX, grad_accum=2), out, resume=True)
+    assert_same_run(out / "last", straight / "last")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r["iter"] for r in log if r["kind"] == "train"]
+    assert steps == list(range(MAX))                       # each step logged once, across the resume
+    assert (out / "loss.png").stat().st_size > 1000
+
+
+def _spawn(out: Path, env_dir: Path, max_iters: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "minigpt", "train", "--preset", "smoke", "--dataset", "tiny", "--grad_accum",
+           "2", "--max_iters", str(max_iters), "--out", str(out), "--no-progress", "--no-sample"]
+    env = dict(os.environ, MINIGPT_DATA=str(env_dir / "data"), MPLBACKEND="Agg")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, out: Path, timeout: float = 60.0) -> None:
+    state = out / "last" / "state.json"
+    t0 = time.time()
+    while not state.is_file():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, "no checkpoint appeared"
+        time.sleep(0.01)
+
+
+def test_resume_after_kill_9(env, straight):
+    out = env / "killed"
+    proc = _spawn(out, env, max_iters=100_000)           # would run for minutes
+    _wait_for_checkpoint(proc, out)
+    time.sleep(0.1)                                      # somewhere mid-run, maybe mid-checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped = checkpoint.load(out / "last").state["iter"]
+    assert 5 <= stopped < MAX, stopped
+    run(smoke(max_iters=MAX, grad_accum=2), out, resume=True)
+    assert_same_run(out / "last", straight / "last")
+
+
+def test_ctrl_c_saves_and_resumes(env, straight):
+    out = env / "ctrl_c"
+    proc = _spawn(out, env, max_iters=100_000)
+    _wait_for_checkpoint(proc, out)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: saved" in stdout and "--resume" in stdout
+    state = checkpoint.load(out / "last").state
+    assert state["iter"] < MAX
+    run(smoke(max_iters=MAX, grad_accum=2), out, resume=True)
+    assert_same_run(out / "last", straight / "last")
+
+
+def test_crash_while_writing_keeps_previous_checkpoint(env, monkeypatch):
+    out = env / "crash"
+    real_save = checkpoint.safetensors.save
+    calls = {"n": 0}
+
+    def failing_save(tensors, path, metadata=None):
+        calls["n"] += 1
+        if "last" in Path(path).parent.name and calls["n"] > 8:   # a later last/ checkpoint, mid-write
+            Path(path).write_bytes(b"half a file")
+            raise OSError("disk full (simulated)")
+        return real_save(tensors, path, metadata)
+
+    monkeypatch.setattr(checkpoint.safetensors, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        run(smoke(max_iters=30), out)
+    ckpt = checkpoint.load(out / "last")                  # the previous one, complete
+    assert ckpt.state["iter"] in (5, 10, 15, 20, 25)
+    assert not list(out.glob(".last.tmp-*"))              # the temporary folder was cleaned up
+
+
+def test_crash_between_the_two_renames(env, monkeypatch):
+    out = env / "rename"
+    run(smoke(max_iters=5), out)
+    real_replace = os.replace
+
+    def crash_on_second(src, dst):
+        if Path(src).name.startswith(".last.tmp-"):
+            raise OSError("power cut (simulated)")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", crash_on_second)
+    with pytest.raises(OSError, match="power cut"):
+        run(smoke(max_iters=10), out, resume=True)
+    assert not (out / "last").exists() and (out / ".last.old").is_dir()
+    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
+    assert checkpoint.load(out / "last").state["iter"] == 5    # found through .last.old
+    run(smoke(max_iters=10), out, resume=True)
+    assert checkpoint.load(out / "last").state["iter"] == 10
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(env, monkeypatch):
+    out = env / "nan"
+    real = train.GPT.loss_and_grads
+    calls = {"n": 0}
+
+    def poisoned(self, idx, targets, rng=None, ignore_index=-100):
+        calls["n"] += 1
+        loss, grads = real(self, idx, targets, rng, ignore_index)
+        return (float("nan") if calls["n"] == 8 else loss), grads
+
+    monkeypatch.setattr(train.GPT, "loss_and_grads", poisoned)
+    before = None
+    with pytest.raises(TrainingDiverged, match=r"diverged at iter 7.*last good checkpoint is .*last"):
+        run(smoke(max_iters=30), out)
+    ckpt = checkpoint.load(out / "last")
+    assert ckpt.state["iter"] == 5
+    before = ckpt.model.params
+    assert all(np.all(np.isfinite(p)) for p in before.values())
+
+
+def test_damaged_checkpoints_are_clear_errors(env):
+    out = env / "damaged"
+    run(smoke(max_iters=5), out)
+    model = out / "last" / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(checkpoint.CheckpointError, match="model.safetensors"):
+        checkpoint.load(out / "last")
+    with pytest.raises(checkpoint.CheckpointError, match="cannot resume"):
+        run(smoke(max_iters=10), out, resume=True)
+    (out / "best" / "state.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(checkpoint.CheckpointError, match="state.json"):
+        checkpoint.load(out / "best")
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+        checkpoint.load(env / "nowhere")
+    with pytest.raises(ValueError, match="already holds a run"):   # never overwritten by a fresh start
+        run(smoke(max_iters=5), out)
+
+
+def test_presets_and_overrides():
+    assert {"baby", "default", "smoke", "shakespeare_char", "tang_poems"} <= set(train.list_presets())
+    baby = config_from_preset("baby")
+    nanogpt = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3, max_iters=2000,
+                   lr_decay_iters=2000, min_lr=1e-4, warmup_iters=100, beta2=0.99, dropout=0.0,
+                   weight_decay=0.1, grad_clip=1.0, eval_interval=250, eval_iters=20,
+                   dataset="shakespeare_char")
+    assert {k: getattr(baby, k) for k in nanogpt} == nanogpt
+    assert config_from_preset().dataset == "pystdlib"
+    assert train.parse_overrides({"lr": "3e-4", "bias": "false", "max_iters": "7"}) == \
+        {"lr": 3e-4, "bias": False, "max_iters": 7}
+    with pytest.raises(ValueError, match="max_iters needs a int"):
+        train.parse_overrides({"max_iters": "lots"})
+    with pytest.raises(ValueError, match="unknown setting"):
+        config_from_preset("smoke", {"learning_rate": 1.0})
+    with pytest.raises(ValueError, match="no preset"):
+        train.load_preset("gigantic")
+    with pytest.raises(ValueError, match="lr_decay_iters"):
+        TrainConfig(warmup_iters=100, lr_decay_iters=50)
+
+
+def test_cli_train_and_init_from(env, capsys):
+    from minigpt.cli import main
+
+    out = env / "cli"
+    argv = ["train", "--preset", "smoke", "--dataset", "tiny", "--max-iters", "6", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "done: 6 iterations" in text
+    assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(env / "none")]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(argv + ["--resume", "--max_iters", "8", "--no-sample"]) == 0
+    assert checkpoint.load(out / "last").state["iter"] == 8
+    tuned = env / "tuned"
+    run(smoke(max_iters=1, lr=1e-9, warmup_iters=0, lr_decay_iters=0, weight_decay=0.0, dropout=0.0), tuned,
+        init_from=out)
+    start = params_of(out / "best")
+    for name, p in params_of(tuned / "last").items():
+        assert np.allclose(p, start[name], atol=1e-6), name
