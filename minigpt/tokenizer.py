@@ -9,6 +9,8 @@ Design choices, stated once:
   GPT-2), because text from users must never be able to smuggle in a control token. Pass
   `allowed_special="all"` (or a set of names) when *you* put them there. tiktoken instead raises an error
   by default; we encode them as plain text so that tokenizing arbitrary data never fails.
+- Lone surrogates (code points that are not characters, from badly decoded text) become U+FFFD before
+  encoding and surrogate pairs are joined, exactly as tiktoken does.
 - Ids. Every id 0..vocab_size-1 means something: the 256 bytes, then the merges in the order they were
   learned, then the special tokens. Byte b's id is usually b, but GPT-2's byte tokens come in another
   order (see bpe_files.bytes_to_unicode), so the byte -> id table is part of the tokenizer.
@@ -98,6 +100,7 @@ class BPETokenizer:
                              "special tokens")
         if pattern is not None and pattern not in PATTERNS:
             raise ValueError(f"pattern must be one of {sorted(PATTERNS)} or None, got {pattern!r}")
+        text = _fix_surrogates(text)
         pieces = _split_specials(text, special_tokens)[::2] if special_tokens else [text]
         regex_pattern = PATTERNS[pattern] if pattern else None
         chunks: Counter[str] = Counter()
@@ -138,7 +141,10 @@ class BPETokenizer:
             cache.clear()
             new = set(chunks)
         for chunk in new:
-            cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+            try:
+                cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
+            except UnicodeEncodeError:                    # a lone surrogate is not a character:
+                return self.encode_ordinary(_fix_surrogates(text))   # repair the text, as tiktoken does
         return list(chain.from_iterable(map(cache.__getitem__, chunks)))   # the rest is dict lookups
 
     def _encode_chunk(self, raw: bytes) -> list[int]:
@@ -267,6 +273,15 @@ class StreamDecoder:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+def _fix_surrogates(text: str) -> str:
+    """Join surrogate pairs into their character and turn lone surrogates into U+FFFD (tiktoken's rule)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _split_specials(text: str, names: Iterable[str]) -> list[str]:
     """[ordinary, special, ordinary, special, ..., ordinary]; longest names first so none hides another."""
     alternatives = "|".join(regex.escape(n) for n in sorted(names, key=len, reverse=True))

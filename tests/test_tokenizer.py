@@ -156,6 +156,14 @@ def test_gpt2_known_ids(gpt2):
     assert [gpt2.encode(c)[0] for c in "!Aa\n "] == [0, 32, 64, 198, 220]
 
 
+def test_lone_surrogates_become_replacement_characters(gpt2, trained):
+    # tiktoken gives [64, 4210, 65] for both, and joins a split surrogate pair into its emoji
+    assert gpt2.encode("a\ud800b") == gpt2.encode("a\ufffdb") == [64, 4210, 65]
+    assert gpt2.encode("x\ud83d\ude00") == gpt2.encode("x😀")
+    assert trained.decode(trained.encode("\udfff!")) == "\ufffd!"
+    assert BPETokenizer.train(SAMPLE + "\ud800", vocab_size=300).vocab_size == 300
+
+
 def test_gpt2_special_tokens(gpt2):
     text = "a<|endoftext|>b"
     assert gpt2.encode("<|endoftext|>") == [27, 91, 437, 1659, 5239, 91, 29]   # ordinary text by default
