@@ -378,27 +378,35 @@ def _eval_rng(cfg: TrainConfig, it: int, split: int) -> np.random.Generator:
 
 def _step(model: GPT, opt: optim.AdamW, ids: np.ndarray, cfg: TrainConfig, data_rng: np.random.Generator,
           drop_rng: np.random.Generator) -> tuple[float, float]:
-    """One optimizer step over cfg.grad_accum micro-batches; returns (mean loss, grad norm before clipping).
+    """Draw cfg.grad_accum micro-batches and take one train_step on them."""
+    batches = [draw_batch(ids, cfg, data_rng) for _ in range(cfg.grad_accum)]         # [(x, y) (B, T)]
+    return train_step(model, opt, batches, cfg.grad_clip, drop_rng)
 
-    The weights are not touched when the loss or the norm is not finite.
+
+def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray, np.ndarray]],
+               grad_clip: float = 1.0, dropout_rng: np.random.Generator | None = None) -> tuple[float, float]:
+    """One optimizer step on the mean loss of the micro-batches; returns (mean loss, norm before clipping).
+
+    Gradient accumulation: each micro-batch's gradients are scaled by 1/n and summed, which is the gradient
+    of the mean of the n losses - what one batch n times bigger gives, in 1/n of the memory.
+    grad_clip 0 means no clipping. The weights are not touched when the loss or the norm is not finite.
     """
     total, loss_sum = None, 0.0
-    scale = 1.0 / cfg.grad_accum
-    for _ in range(cfg.grad_accum):
-        x, y = draw_batch(ids, cfg, data_rng)                                          # (B, T), (B, T)
-        loss, grads = model.loss_and_grads(x, y, rng=drop_rng)
+    scale = 1.0 / len(batches)
+    for x, y in batches:
+        loss, grads = model.loss_and_grads(x, y, rng=dropout_rng)
         loss_sum += float(loss)
         if total is None:
-            total = grads
+            total = grads                                     # the first micro-batch's arrays hold the sum
             if scale != 1.0:
                 for g in total.values():
                     g *= scale
         else:
             optim.accumulate(total, grads, scale)
-    assert total is not None
+    assert total is not None, "train_step needs at least one (x, y) batch"
     loss = loss_sum * scale
-    if cfg.grad_clip > 0:
-        norm = optim.clip_grad_norm(total, cfg.grad_clip)
+    if grad_clip > 0:
+        norm = optim.clip_grad_norm(total, grad_clip)
     else:
         norm = math.sqrt(sum(float(np.vdot(g, g)) for g in total.values()))
     if math.isfinite(loss) and math.isfinite(norm):
