@@ -45,7 +45,7 @@ FINETUNE_DEFAULTS: dict[str, Any] = {
     "lr_decay_iters": 1000,   # = max_iters: one cosine over the run
     "max_iters": 1000,
     "eval_interval": 50,
-    "eval_iters": 10,
+    "eval_iters": 25,         # x batch_size: a fixed set of val examples, the same at every evaluation
     "checkpoint_interval": 50,
     "log_interval": 10,
     "patience": 4,            # stop after 4 evaluations (200 steps) without a better val loss

@@ -173,8 +173,9 @@ def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size:
 class TaskBatches:
     """Random batches of task rows, seeded: get_batch(rng) -> (x, y) with the prompts masked.
 
-    An object with the same shape as the pre-training data (`get_batch(rng)`), so the trainer's loop runs
-    it unchanged. The order is drawn from the rng it is given, so a resumed run draws the same batches.
+    The trainer's loop draws from it as from a token file (train.draw_batch calls get_batch(rng)), and
+    estimates its loss with mean_loss. The rows are drawn from the rng it is given, so a resumed run draws
+    the same batches.
     """
 
     def __init__(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int,
@@ -194,6 +195,20 @@ class TaskBatches:
         """batch_size rows drawn with replacement, as nanoGPT draws its windows."""
         picks = rng.integers(0, len(self.pairs), size=self.batch_size)         # (B,)
         return make_batch([self.pairs[i] for i in picks], self.block_size, self.pad_id, self.ignore_index)
+
+    def mean_loss(self, model: Any, n_examples: int, batch_size: int = 64) -> float:
+        """The masked loss over a fixed, evenly spaced subset of n_examples rows (all if fewer), every
+        response token weighted equally: the same examples at every evaluation, so val losses compare
+        like with like and early stopping does not react to which rows a random draw picked."""
+        picks = np.unique(np.linspace(0, len(self.pairs) - 1, min(n_examples, len(self.pairs))).astype(int))
+        total, count = 0.0, 0
+        for start in range(0, len(picks), batch_size):
+            x, y = make_batch([self.pairs[i] for i in picks[start:start + batch_size]], self.block_size,
+                              self.pad_id, self.ignore_index)                     # (B, T), (B, T)
+            n = int((y != self.ignore_index).sum())
+            total += model.loss(x, y, self.ignore_index) * n                       # the batch mean, as a sum
+            count += n
+        return total / count
 
     def batches(self, batch_size: int | None = None):
         """Every row once, in order, in batches (for a full pass over a validation set)."""
