@@ -252,12 +252,105 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- minigpt finetune (--init RUN | --hf DIR) --task FILE [--val FILE] [--KEY VALUE ...] ------------------
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    from dataclasses import fields
+
+    from minigpt.finetune import FINETUNE_DEFAULTS
+    from minigpt.train import TrainConfig
+
+    description = ("Fine-tune a checkpoint (--init: a run folder -> its best/, or a checkpoint folder) or a "
+                   "Hugging Face GPT-2 folder (--hf) on a JSONL task file: one "
+                   '{"prompt": ..., "response": ...} per line. The training loop, checkpoints and --resume '
+                   "are train's; the defaults differ: "
+                   + ", ".join(f"{k}={v}" for k, v in FINETUNE_DEFAULTS.items())
+                   + ". Other settings come from the base run.")
+    p = sub.add_parser("finetune", help="continue training on prompt/response pairs, loss on responses only",
+                       description=description)
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--init", help="our checkpoint: a run folder (uses best/, else last/) or a checkpoint "
+                                     "folder")
+    base.add_argument("--hf", help="a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, "
+                                   "merges.txt)")
+    p.add_argument("--task", required=True, help="the training pairs, JSONL (data/tang_couplets/train.jsonl)")
+    p.add_argument("--val", help="validation pairs, JSONL (default: a seeded 10%% of --task)")
+    p.add_argument("--out", help="run folder (default: runs/finetune_<task file name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("settings (override the defaults)")
+    for f in fields(TrainConfig):
+        if f.name in ("dataset",):
+            continue
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        group.add_argument(*names, dest=f"set_{f.name}", metavar=f.type.upper(), default=None,
+                           help=f"(default {FINETUNE_DEFAULTS.get(f.name, 'the base run')!r})")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from minigpt import finetune, train
+
+    if not args.resume and not (args.init or args.hf):
+        print("minigpt: error: give the model to fine-tune: --init RUN or --hf FOLDER", file=sys.stderr)
+        return 2
+    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    out = Path(args.out) if args.out else Path("runs") / f"finetune_{Path(args.task).stem}"
+    try:
+        summary = finetune.finetune(args.task, out, init=args.init, hf_dir=args.hf, val=args.val,
+                                    overrides=train.parse_overrides(raw), resume=args.resume,
+                                    progress=not args.no_progress)
+    except train.TrainingDiverged as exc:
+        print(f"minigpt: error: {exc}", file=sys.stderr)
+        return 1
+    return 130 if summary["interrupted"] else 0
+
+
+# ---- minigpt eval --checkpoint RUN [RUN ...] [--data NAME --split val] [--task FILE] ---------------------
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    description = ("Evaluate one or more models: perplexity on data/NAME/SPLIT.bin (--data), and greedy "
+                   "answers to a JSONL task's prompts scored against its responses with BLEU, ROUGE (F1) and "
+                   "exact match, plus the perplexity of the responses (--task). Chinese references are "
+                   "detected: BLEU tokenize zh, ROUGE on characters. Prints a table; --json and --plot save "
+                   "the report and a chart.")
+    p = sub.add_parser("eval", help="perplexity on a dataset split; BLEU, ROUGE and perplexity on a task",
+                       description=description)
+    p.add_argument("--checkpoint", nargs="+", required=True, metavar="RUN",
+                   help="run folders (best/, else last/), checkpoint folders or Hugging Face GPT-2 folders")
+    p.add_argument("--data", help="a prepared dataset (data/NAME): perplexity on its --split")
+    p.add_argument("--split", default="val", help="train or val (default val)")
+    p.add_argument("--task", help="a JSONL task file (e.g. data/tang_couplets/test.jsonl)")
+    p.add_argument("--max-examples", type=int, help="score only the first N task examples")
+    p.add_argument("--max-tokens", type=int, help="perplexity over only the first N tokens of the split")
+    p.add_argument("--lang", choices=("auto", "zh", "en"), default="auto",
+                   help="zh: BLEU tokenize zh + ROUGE on characters; en: 13a + rouge-score's tokenizer")
+    p.add_argument("--json", help="write the report (scores and sample answers) to this JSON file")
+    p.add_argument("--plot", help="write a bar chart comparing the models to this PNG file")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from minigpt import evaluate
+
+    report = evaluate.evaluate(args.checkpoint, data=args.data, split=args.split, task=args.task,
+                               max_examples=args.max_examples, max_tokens=args.max_tokens, lang=args.lang)
+    print(evaluate.format_table(report))
+    if args.json:
+        evaluate.write_json(report, args.json)
+        print(f"report: {args.json}")
+    if args.plot:
+        evaluate.plot(report, args.plot)
+        print(f"chart: {args.plot}")
+    return 0
+
+
 COMMANDS = {
     "lesson": (_add_lesson, _cmd_lesson),
     "download": (_add_download, _cmd_download),
     "prepare": (_add_prepare, _cmd_prepare),
     "train": (_add_train, _cmd_train),
     "sample": (_add_sample, _cmd_sample),
+    "finetune": (_add_finetune, _cmd_finetune),
+    "eval": (_add_eval, _cmd_eval),
 }
 
 

@@ -188,6 +188,8 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
 
 def estimate_loss(model: GPT, ids: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> float:
     """Mean eval-mode loss over cfg.eval_iters random batches (no dropout, no gradients)."""
+    if hasattr(ids, "mean_loss"):      # a task set (tasks.py): the same eval_iters * batch_size examples
+        return ids.mean_loss(model, cfg.eval_iters * cfg.batch_size)
     losses = [model.loss(*draw_batch(ids, cfg, rng)) for _ in range(cfg.eval_iters)]
     return float(np.mean(losses))
 
@@ -364,7 +366,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
                "best_val": best_val if math.isfinite(best_val) else None, "seconds": round(elapsed, 1),
                "interrupted": interrupted, "stopped_early": stopped_early, "out": str(out)}
     if not interrupted:
-        log(f"done: {it} iterations in {elapsed:.0f} s; val loss {last_val:.4f} (best {best_val:.4f}); "
+        val_text = "not re-evaluated" if last_val is None else f"{last_val:.4f}"   # a resume at the end
+        log(f"done: {it} iterations in {elapsed:.0f} s; val loss {val_text} (best {best_val:.4f}); "
             f"checkpoints in {out}/last and {out}/best")
         if sample and cfg.sample_tokens > 0:
             print_sample(model, tokenizer, cfg, log)
