@@ -1,0 +1,131 @@
+"""Lesson 09's checks: the training loop's pieces against a PyTorch + transformers run of the same steps.
+
+What is graded (the implementation under test, `impl`, is minigpt.train or your file):
+
+    impl.get_batch(ids, batch_size, block_size, rng)          -> x, y (B, T) int64: random windows
+    impl.estimate_loss(model, ids, cfg, rng)                  -> mean eval loss over cfg.eval_iters batches
+    impl.train_step(model, opt, batches, grad_clip, dropout_rng=None) -> (mean loss, norm before clipping)
+
+reference/ holds a tiny GPT-2 (2 layers, 12 channels, vocabulary 23) in float64, written by transformers,
+and 20 steps of 2 micro-batches each that make_reference.py trained with torch.optim.AdamW (decay on
+ndim >= 2 only), clip_grad_norm_ and nanoGPT's cosine schedule. Here the same steps run with minigpt's
+model and AdamW (minigpt.optim, graded in lesson 08) and your loop pieces.
+
+Tolerances (float64):
+    batches                exact: the same rule (start = rng.integers(0, n - T, size=B)) on the same seed
+    losses, gradient norms rtol 1e-12: only rounding differs (measured: 4e-16 and 3e-15 at most)
+    eval loss              rtol 1e-12
+    weights after 20 steps rtol 1e-7, atol 1e-9, and max |diff| <= 1e-8 over every tensor: Adam divides by
+                           sqrt(v) + eps, which magnifies rounding differences where v is tiny (measured:
+                           4e-12 at most, 1e-15 on most tensors)
+    resume                 exact: 10 steps, then a fresh model and optimizer loaded from copies of the
+                           weights and optimizer state, then 10 more, must give the straight run's losses
+                           bit for bit - the property a checkpoint relies on
+
+What it does not check: checkpoint files, Ctrl-C or kill -9 (tests/test_train.py does, on minigpt), dropout
+(torch's masks cannot match ours), speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minigpt.grading import load_reference
+
+IMPL = "minigpt.train"
+REF = Path(__file__).resolve().parent / "reference"
+RTOL_LOSS, RTOL_W, ATOL_W = 1e-12, 1e-7, 1e-9
+
+
+def _setup(ref: dict, meta: dict):
+    from minigpt import hf, optim
+
+    model = hf.load_gpt2(REF / "init_gpt2", dtype=np.float64)
+    o = meta["optimizer"]
+    opt = optim.AdamW(model.params, lr=meta["schedule"]["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+                      weight_decay=o["weight_decay"])
+    return model, opt
+
+
+def _lr(meta: dict, t: int) -> float:
+    from minigpt import optim
+
+    s = meta["schedule"]
+    return optim.cosine_lr(t, s["lr"], s["warmup_iters"], s["lr_decay_iters"], s["min_lr"])
+
+
+def _run(impl, model, opt, ref: dict, meta: dict, steps: range) -> tuple[list[float], list[float]]:
+    losses, norms = [], []
+    for t in steps:
+        opt.lr = _lr(meta, t)
+        batches = [(ref["x"][t, a], ref["y"][t, a]) for a in range(ref["x"].shape[1])]
+        loss, norm = impl.train_step(model, opt, batches, meta["grad_clip"])
+        losses.append(float(loss))
+        norms.append(float(norm))
+    return losses, norms
+
+
+def run(impl, g) -> None:
+    from minigpt.train import TrainConfig
+
+    ref = load_reference(__file__, "training.npz")
+    meta = load_reference(__file__, "meta.json")
+    N, A, B, T = ref["x"].shape
+    E = ref["eval_x"].shape[0]
+    seeds = meta["seeds"]
+
+    with g.case("get_batch"):
+        rng = np.random.default_rng(seeds["batches"])
+        got = [impl.get_batch(ref["corpus"], B, T, rng) for _ in range(N * A)]
+        x = np.stack([b[0] for b in got]).reshape(N, A, B, T)
+        y = np.stack([b[1] for b in got]).reshape(N, A, B, T)
+        g.equal("x: 40 seeded draws of (B, T) windows", x, ref["x"])
+        g.equal("y: the same windows shifted by one token", y, ref["y"])
+        g.true("x and y are int64", got[0][0].dtype == np.int64 and got[0][1].dtype == np.int64,
+               f"got {got[0][0].dtype}, {got[0][1].dtype}")
+    with g.case("get_batch refuses a corpus shorter than block_size + 1"):
+        with g.raises("clear error", ValueError):
+            impl.get_batch(ref["corpus"][:T], B, T, np.random.default_rng(0))
+
+    cfg = TrainConfig(batch_size=B, block_size=T, eval_iters=E)
+    with g.case("estimate_loss at initialisation"):
+        model, opt = _setup(ref, meta)
+        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(seeds["eval"]))
+        g.close("mean eval loss", got, ref["eval_loss_init"], rtol=RTOL_LOSS)
+
+    with g.case(f"train_step: {N} steps of {A} micro-batches vs torch"):
+        model, opt = _setup(ref, meta)
+        losses, norms = _run(impl, model, opt, ref, meta, range(N))
+        g.close("losses", np.array(losses), ref["loss"], rtol=RTOL_LOSS)
+        g.close("gradient norms before clipping", np.array(norms), ref["grad_norm"], rtol=RTOL_LOSS)
+        for name in ("wte.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.bias", "ln_f.weight"):
+            g.close(f"{name} after {N} steps", model.params[name], ref[f"final.{name}"], rtol=RTOL_W,
+                    atol=ATOL_W)
+        worst = max(float(np.max(np.abs(p - ref[f"final.{n}"]))) for n, p in model.params.items())
+        g.true("every weight after the steps", worst <= 1e-8, f"max |diff| over all tensors {worst:.3g}")
+        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(seeds["eval"]))
+        g.close("eval loss after training", got, ref["eval_loss_final"], rtol=RTOL_LOSS)
+
+    with g.case("resume: 10 steps, reload from copies, 10 more == 20 straight"):
+        model, opt = _setup(ref, meta)
+        first, _ = _run(impl, model, opt, ref, meta, range(N // 2))
+        saved_params = {k: v.copy() for k, v in model.params.items()}
+        saved_opt = opt.state_dict()
+        model, opt = _setup(ref, meta)
+        for k, v in saved_params.items():
+            model.params[k][...] = v
+        opt.load_state_dict(saved_opt)
+        second, _ = _run(impl, model, opt, ref, meta, range(N // 2, N))
+        straight_model, straight_opt = _setup(ref, meta)
+        straight, _ = _run(impl, straight_model, straight_opt, ref, meta, range(N))
+        g.equal("losses, bit for bit", first + second, straight)
+
+    with g.case("train_step leaves the weights alone when the loss is not finite"):
+        model, opt = _setup(ref, meta)
+        model.params["ln_f.bias"][0] = np.nan
+        before = {k: v.copy() for k, v in model.params.items()}
+        loss, _ = impl.train_step(model, opt, [(ref["x"][0, 0], ref["y"][0, 0])], meta["grad_clip"])
+        same = all(np.array_equal(before[k], v, equal_nan=True) for k, v in model.params.items())
+        g.true("loss is NaN and no weight changed", bool(np.isnan(loss)) and same, f"loss {loss}")
