@@ -64,6 +64,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
         p = np.zeros(V)
         p[int(np.argmax(z))] = 1.0
         return p
+    z -= z.max()                                                 # (V,) shift first: a tiny T cannot overflow
     z /= temperature                                             # (V,) T < 1 sharpens, T > 1 flattens
     if top_k is not None and top_k < V:
         kth = np.partition(z, V - top_k)[V - top_k]              # the k-th largest logit

@@ -65,6 +65,12 @@ def test_temperature_scales_logits():
                                    atol=1e-300)
 
 
+def test_tiny_temperatures_do_not_overflow():
+    z = np.array([1.0, 3.0, 3.0, -np.inf, 0.0])
+    np.testing.assert_allclose(next_token_probs(z, temperature=1e-300), [0, 0.5, 0.5, 0, 0])
+    np.testing.assert_allclose(next_token_probs(z * 1e300, temperature=1e-5), [0, 0.5, 0.5, 0, 0])
+
+
 def test_greedy_is_one_hot_on_the_first_maximum():
     p = next_token_probs(np.array([1.0, 3.0, 3.0, 0.0]), temperature=0, top_k=1, top_p=0.1)
     assert p.tolist() == [0.0, 1.0, 0.0, 0.0]
