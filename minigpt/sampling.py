@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.kv_cache import decode_step, layer_params
+from minigpt.kv_cache import decode_step, layer_params, prefill
 
 EOT = "<|endoftext|>"
 
@@ -64,8 +64,9 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
         p = np.zeros(V)
         p[int(np.argmax(z))] = 1.0
         return p
-    z -= z.max()                                                 # (V,) shift first: a tiny T cannot overflow
-    z /= temperature                                             # (V,) T < 1 sharpens, T > 1 flattens
+    with np.errstate(over="ignore"):
+        scaled = z / temperature                                 # (V,) T < 1 sharpens, T > 1 flattens
+    z = scaled if np.isfinite(scaled.max()) else (z - z.max()) / temperature   # a tiny T overflowed: shift
     if top_k is not None and top_k < V:
         kth = np.partition(z, V - top_k)[V - top_k]              # the k-th largest logit
         z[z < kth] = -np.inf                                     # ties with the k-th value survive
@@ -179,7 +180,7 @@ def _generate_ids(model: Any, prompt_ids: Iterable[int], max_new_tokens: int, te
             if fed == len(ids) - 1 and len(cache) > 0:         # the usual step: one new position
                 logits = decode_step(model, ids[-1], cache, layers)                         # (V,)
             else:                                                # prefill: the prompt or a new window
-                logits = model.forward(np.array([ids[fed:]]), kv_cache=cache)[0, -1]  # (V,)
+                logits = prefill(model, np.array([ids[fed:]]), cache, layers)         # (V,)
             fed = len(ids)
         if temperature == 0:
             idx = int(np.argmax(logits))                         # greedy: first maximum, no draw

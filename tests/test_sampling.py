@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from minigpt import checkpoint
 from minigpt.cli import main
-from minigpt.kv_cache import decode_step
+from minigpt.kv_cache import decode_step, prefill
 from minigpt.model import GPT, GPTConfig
 from minigpt.sampling import generate, next_token_probs, sample_from, stream
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
@@ -174,7 +174,7 @@ def test_cached_equals_recompute_past_the_context(shape):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_decode_step_equals_the_cached_forward(bias):
+def test_prefill_and_decode_step_equal_the_cached_forward(bias):
     model = GPT(GPTConfig(29, 10, 2, 3, 12, bias=bias), seed=5, dtype=np.float64)
     if bias:
         for name, p in model.params.items():
@@ -183,8 +183,9 @@ def test_decode_step_equals_the_cached_forward(bias):
     ids = np.random.default_rng(2).integers(0, 29, size=(1, 10))
     full = model.forward(ids)[0]                                          # (T, V)
     fast, slow = model.new_kv_cache(), model.new_kv_cache()
-    model.forward(ids[:, :4], kv_cache=fast)
-    model.forward(ids[:, :4], kv_cache=slow)
+    last = prefill(model, ids[:, :4], fast)                               # (V,) the last position only
+    np.testing.assert_allclose(last, model.forward(ids[:, :4], kv_cache=slow)[0, -1], rtol=1e-12, atol=1e-12)
+    assert len(fast) == len(slow) == 4
     for t in range(4, 10):
         a = decode_step(model, int(ids[0, t]), fast)
         b = model.forward(ids[:, t:t + 1], kv_cache=slow)[0, -1]
