@@ -17,6 +17,8 @@ Tolerances:
                          prompts (greedy.json: min_top2_gap), far above float32 rounding (~1e-6).
     past the context     exact: your cached generate must give the ids of recomputing the last block_size
                          tokens every step (done here with model.forward, no cache).
+    the cache is used    within the context, each position goes through the model once: the cache ends
+                         holding prompt + new - 1 positions (a recompute-everything loop fails this).
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def _recompute_greedy(model, ids: list[int], n: int) -> list[int]:
     for _ in range(n):
         ids.append(int(np.argmax(model.forward(np.array([ids[-P:]]))[0, -1])))
     return ids[-n:]
+
+
+class _Watched:
+    """The model, with a record of the KV caches it hands out and the positions fed through forward."""
+
+    def __init__(self, model):
+        self.model, self.config, self.params = model, model.config, model.params
+        self.caches: list = []
+        self.fed_with_cache = 0
+
+    def forward(self, idx, kv_cache=None):
+        if kv_cache is not None:
+            self.fed_with_cache += idx.shape[1]
+        return self.model.forward(idx, kv_cache=kv_cache)
+
+    def new_kv_cache(self):
+        self.caches.append(self.model.new_kv_cache())
+        return self.caches[-1]
 
 
 def run(impl, g) -> None:
@@ -85,6 +105,18 @@ def run(impl, g) -> None:
         got = impl.generate(model, prompt, max_new_tokens=P, temperature=0.0)
         g.equal("new ids vs recomputing the window each step", [int(i) for i in got],
                 _recompute_greedy(model, prompt, P))
+
+    with g.case("generate uses the KV cache: each position goes through the model once"):
+        watched, n_new = _Watched(model), 20
+        got = impl.generate(watched, prompt, max_new_tokens=n_new, temperature=0.0)
+        want = len(prompt) + n_new - 1                 # the last sampled token is never fed
+        g.true("made a cache with model.new_kv_cache()", len(watched.caches) > 0,
+               f"{len(watched.caches)} caches")
+        held = len(watched.caches[-1]) if watched.caches else 0
+        g.equal("positions in the cache at the end", held, want)
+        g.true("positions fed with the cache <= prompt + new - 1", watched.fed_with_cache <= want,
+               f"{watched.fed_with_cache} positions fed for {want}: feed only the new token each step")
+        g.equal("the same ids", [int(i) for i in got], greedy["runs"][0]["new_ids"][:n_new])
 
     with g.case("generate, seeded sampling"):
         kwargs = {"max_new_tokens": 20, "temperature": 1.0, "top_k": 50, "top_p": 0.95}
