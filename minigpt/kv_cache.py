@@ -130,7 +130,7 @@ _NAMES = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", 
 def _layernorm_1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, eps: float) -> np.ndarray:
     """x (C,) -> (C,): layernorm_forward for one position, without the backward's cache."""
     C = x.shape[0]
-    xc = x - x.sum() / C                                       # (C,) centred (sum: cheaper than mean)
+    xc = x - np.add.reduce(x) / C                              # (C,) centred (cheaper than x.mean())
     out = xc * (weight * (1.0 / math.sqrt(float(np.dot(xc, xc)) / C + eps)))   # (C,) gain / std
     if bias is not None:
         out += bias
@@ -198,9 +198,9 @@ def decode_step(model, token: int, cache: KVCache, layers: list[tuple] | None = 
         keys, values = k_buf[:, :pos + 1], v_buf[:, :pos + 1]  # (H, t, D) views, t = pos + 1
         att = np.matmul(keys, q[:, :, None])[:, :, 0]          # (H, t) scores of the one query
         att *= scale
-        att -= att.max(axis=1)[:, None]                        # stable softmax over the keys
+        att -= np.maximum.reduce(att, axis=1)[:, None]         # stable softmax over the keys
         np.exp(att, out=att)
-        att /= att.sum(axis=1)[:, None]                        # (H, t)
+        att /= np.add.reduce(att, axis=1)[:, None]             # (H, t)
         y = np.matmul(att[:, None, :], values).reshape(C)      # (C,) heads side by side
         a = y @ aproj_w                                        # (C,)
         if aproj_b is not None:
