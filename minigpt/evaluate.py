@@ -224,10 +224,11 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
     models = report["models"]
     panels = []
     if report["task"]:
-        names = ["BLEU/100", "ROUGE-1", "ROUGE-2", "ROUGE-L", "exact"]
-        values = [[m["task"]["bleu"] / 100] + [m["task"][k] for k in ("rouge1", "rouge2", "rougeL", "exact")]
-                  for m in models]
-        panels.append(("task scores (higher is better)", names, values))
+        panels.append(("BLEU, 0-100 (higher is better)", ["corpus BLEU"],
+                       [[m["task"]["bleu"]] for m in models]))
+        names = ["ROUGE-1", "ROUGE-2", "ROUGE-L", "exact match"]
+        values = [[m["task"][k] for k in ("rouge1", "rouge2", "rougeL", "exact")] for m in models]
+        panels.append(("ROUGE F1 and exact match, 0-1", names, values))
     ppl_names, ppl_values = [], [[] for _ in models]
     if report["data"]:
         ppl_names.append(f"{report['data']}/{report['split']}")
@@ -238,20 +239,23 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
         for v, m in zip(ppl_values, models, strict=True):
             v.append(m["task"]["perplexity"])
     panels.append(("perplexity (lower is better)", ppl_names, ppl_values))
-    fig = Figure(figsize=(5 + 2.5 * len(panels), 4))
+    widths = [max(1.5, len(names)) for _, names, _ in panels]        # one unit of width per group of bars
+    fig = Figure(figsize=(2.5 + 1.6 * sum(widths), 4.2))
     FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(1, len(panels), width_ratios=widths)
     for k, (title, names, values) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), k + 1)
+        ax = fig.add_subplot(grid[0, k])
         width = 0.8 / len(models)
         for i, (m, vals) in enumerate(zip(models, values, strict=True)):
             xs = np.arange(len(names)) + (i - (len(models) - 1) / 2) * width
             bars = ax.bar(xs, vals, width, label=m["name"])
-            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+            ax.bar_label(bars, fmt="%.3g", fontsize=7, rotation=90, padding=2)
         ax.set_xticks(np.arange(len(names)), names, fontsize=8)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
+        ax.margins(y=0.2)                                           # room for the vertical labels
         ax.grid(axis="y", alpha=0.3)
-        if k == 0:
-            ax.legend(fontsize=8)
+        if k == len(panels) - 1:
+            ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
