@@ -311,3 +311,24 @@ def test_cli_finetune(base, capsys):
     assert (base / "cli" / "last" / "state.json").is_file()
     assert main(["finetune", "--task", str(base / "train.jsonl")]) == 2
     assert "--init RUN or --hf" in capsys.readouterr().err
+
+
+def test_finetune_a_hugging_face_folder(tmp_path):
+    """--hf: GPT-2's files (config.json, model.safetensors, vocab.json, merges.txt); the tokenizer is
+    copied into the run, so its checkpoints carry it."""
+    from minigpt import hf
+    from minigpt.bpe_files import bytes_to_unicode
+
+    folder = tmp_path / "gpt2ish"
+    folder.mkdir()
+    chars = bytes_to_unicode()
+    vocab = {chars[b]: b for b in range(256)} | {"Ġt": 256, "he": 257, "<|endoftext|>": 258}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\nĠ t\nh e\n", encoding="utf-8")
+    hf.save_gpt2(GPT(GPTConfig(259, 16, 1, 2, 8), seed=0, dtype=np.float32), folder)
+    tasks.write_jsonl(tmp_path / "t.jsonl", [(f"say {w}:", f" {w} the") for w in ("a", "b", "c", "d", "e")])
+    summary = finetune.finetune(tmp_path / "t.jsonl", tmp_path / "ft", hf_dir=folder,
+                                overrides=dict(SMALL, batch_size=2), progress=False, log=quiet)
+    assert summary["iter"] == 6
+    ckpt = checkpoint.load(tmp_path / "ft" / "last")
+    assert ckpt.tokenizer.encode(" the") == [256, 257] and ckpt.model.config.vocab_size == 259
