@@ -274,6 +274,11 @@ def test_resume_is_exact(base):
     a = checkpoint.load(base / "straight" / "last").model.params
     b = checkpoint.load(base / "split" / "last").model.params
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    # the task files are the run's identity: resuming on other data is refused
+    tasks.write_jsonl(base / "other.jsonl", [("一二，", "三四。"), ("五六，", "七八。")])
+    with pytest.raises(ValueError, match="other data"):
+        finetune.finetune(base / "other.jsonl", base / "split", overrides={"max_iters": 8}, resume=True,
+                          val=base / "val.jsonl", progress=False, log=quiet)
 
 
 def test_without_val_a_seeded_tenth_is_held_out(base):
