@@ -3,12 +3,15 @@
     training   BPETokenizer.train on tiny Shakespeare to vocab 512 and 1024 (pattern "gpt2"); the target is
                under 5 s for 1024 on a 2-core machine (karpathy/minbpe's recount-every-merge trainer needs
                minutes). Median of --repeat runs.
-    encoding   GPT-2's vocabulary (from gpt2.tiktoken) on tiny Shakespeare and the Tang poems, in MB/s of
-               UTF-8 input: minigpt cold (a fresh chunk cache, the honest number), minigpt warm (the
-               cache already holds the corpus's chunks), and tiktoken's encode_ordinary (one thread,
-               built offline from the same file). Ratios are minigpt / tiktoken: the target is >= 0.33.
+    encoding   GPT-2's vocabulary (from gpt2.tiktoken) on tiny Shakespeare and the Tang poems: tiktoken's
+               encode_ordinary (one thread, built offline from the same file, its own r50k pattern),
+               minigpt cold (chunk and piece caches emptied first: the honest number) and minigpt warm
+               (the caches already hold the corpus), timed one after the other in each round. Times are
+               CPU seconds (time.process_time: less disturbed by other jobs than the wall clock); the
+               ratios are tiktoken's time / minigpt's, i.e. minigpt's speed as a fraction of tiktoken's,
+               median over the rounds. The target is >= 0.33 cold.
 
-    python benchmarks/tokenizer.py [--repeat 5]
+    python benchmarks/tokenizer.py [--repeat 5] [--no-train]
 
 Needs ../shared/data (or $MINIGPT_SHARED_DATA). tiktoken is optional: without it only minigpt's numbers are
 printed. Run it on an otherwise idle machine; numbers from a busy one are noise.
@@ -22,7 +25,7 @@ import statistics
 import sys
 import time
 
-from minigpt.bpe import GPT2_PATTERN
+from minigpt.bpe import GPT2_PATTERN_TIKTOKEN
 from minigpt.paths import shared_data
 from minigpt.tokenizer import BPETokenizer
 
@@ -38,6 +41,12 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def cpu_time(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
 def tiktoken_gpt2(path):
     """tiktoken's Encoding with GPT-2's ranks from the local file (no download), or None if not installed."""
     try:
@@ -46,13 +55,15 @@ def tiktoken_gpt2(path):
         from tiktoken.load import load_tiktoken_bpe
     except ImportError:
         return None
-    return tiktoken.Encoding("gpt2_local", pat_str=GPT2_PATTERN, mergeable_ranks=load_tiktoken_bpe(str(path)),
+    return tiktoken.Encoding("gpt2_local", pat_str=GPT2_PATTERN_TIKTOKEN,
+                             mergeable_ranks=load_tiktoken_bpe(str(path)),
                              special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement (the median is printed)")
+    p.add_argument("--no-train", action="store_true", help="only the encoding benchmark")
     args = p.parse_args()
     paths = {name: shared_data(name) for name in (*CORPORA, "gpt2.tiktoken")}
     missing = [name for name, path in paths.items() if path is None]
@@ -60,38 +71,50 @@ def main() -> int:
         print(f"skipped: {missing} not found in ../shared/data (set MINIGPT_SHARED_DATA)")
         return 0
 
-    print("== BPE training on tiny Shakespeare (pattern gpt2) ==")
-    text = paths["tinyshakespeare.txt"].read_text(encoding="utf-8")
-    for vocab in (512, 1024):
-        t = median_time(lambda v=vocab: BPETokenizer.train(text, vocab_size=v), args.repeat)
-        print(f"vocab {vocab:>5}: median {t:6.2f} s over {args.repeat} runs")
+    if not args.no_train:
+        print("== BPE training on tiny Shakespeare (pattern gpt2) ==")
+        text = paths["tinyshakespeare.txt"].read_text(encoding="utf-8")
+        for vocab in (512, 1024):
+            t = median_time(lambda v=vocab: BPETokenizer.train(text, vocab_size=v), args.repeat)
+            print(f"vocab {vocab:>5}: median {t:6.2f} s over {args.repeat} runs")
 
-    print("\n== GPT-2 encoding throughput (MB/s of UTF-8 input, median) ==")
+    print("\n== GPT-2 encoding: CPU seconds and speed relative to tiktoken (median over rounds) ==")
     t0 = time.perf_counter()
     gpt2 = BPETokenizer.from_tiktoken(paths["gpt2.tiktoken"])
     print(f"minigpt BPETokenizer.from_tiktoken: {time.perf_counter() - t0:.2f} s (recovers 50,000 merges)")
     enc = tiktoken_gpt2(paths["gpt2.tiktoken"])
     if enc is None:
         print("tiktoken not installed: no baseline, only minigpt's numbers")
+
+    def cold(text: str) -> list[int]:
+        gpt2._cache.clear()                               # chunk -> ids
+        gpt2._pieces.clear()                              # piece of a chunk -> ids
+        return gpt2.encode(text)
+
     for name in CORPORA:
         corpus = paths[name].read_text(encoding="utf-8")
         mb = len(corpus.encode("utf-8")) / 1e6
-
-        def cold(corpus=corpus):
-            gpt2._cache.clear()
-            return gpt2.encode(corpus)
-
-        ids = cold()
-        cold_s = median_time(cold, args.repeat)
-        warm_s = median_time(lambda corpus=corpus: gpt2.encode(corpus), args.repeat)
-        line = (f"{name:<20} {len(ids):>8,} tokens   minigpt cold {mb / cold_s:6.2f} MB/s"
-                f"   warm {mb / warm_s:6.2f} MB/s")
+        ids = cold(corpus)
+        line = f"{name:<20} {mb:4.2f} MB {len(ids):>8,} tokens"
         if enc is not None:
-            same = enc.encode_ordinary(corpus) == ids
-            tik_s = median_time(lambda corpus=corpus: enc.encode_ordinary(corpus), args.repeat)
-            line += (f"   tiktoken {mb / tik_s:6.2f} MB/s   ratio cold {tik_s / cold_s:.2f}"
-                     f"  warm {tik_s / warm_s:.2f}   ids identical: {same}")
+            line += f"   ids identical to tiktoken: {enc.encode_ordinary(corpus) == ids}"
         print(line)
+        rounds = []                                       # (tiktoken, cold, warm) CPU seconds
+        for _ in range(args.repeat):
+            tik = cpu_time(lambda corpus=corpus: enc.encode_ordinary(corpus)) if enc is not None else None
+            rounds.append((tik, cpu_time(lambda corpus=corpus: cold(corpus)),
+                           cpu_time(lambda corpus=corpus: gpt2.encode(corpus))))
+        for k, label in ((1, "cold"), (2, "warm")):
+            t = statistics.median(r[k] for r in rounds)
+            line = f"    minigpt {label}  {t:6.3f} s  {mb / t:5.2f} MB/s"
+            if enc is not None:
+                ratios = sorted(r[0] / r[k] for r in rounds)
+                line += (f"   x tiktoken: median {statistics.median(ratios):.2f}"
+                         f"  (range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+            print(line)
+        if enc is not None:
+            t = statistics.median(r[0] for r in rounds)
+            print(f"    tiktoken      {t:6.3f} s  {mb / t:5.2f} MB/s")
     return 0
 
 

@@ -29,11 +29,14 @@ from itertools import pairwise, repeat
 
 import regex
 
-# GPT-2's pre-tokenization regex as tiktoken writes it (r50k_base): contractions, letters, numbers, other
-# symbols - each may take one leading space - and whitespace runs, which leave their last space to the
-# next word. It matches exactly what openai/gpt-2's encoder.py pattern matches (see ../shared/NOTES.md 1.1);
-# the possessive quantifiers (++) only stop the regex engine from backtracking.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+# GPT-2's pre-tokenization regex: contractions, letters, numbers, other symbols - each may take one leading
+# space - and whitespace runs, which leave their last space to the next word. This is openai/gpt-2's
+# encoder.py pattern with the contractions grouped, as karpathy/minbpe writes it (minbpe/regex.py).
+# tiktoken (r50k_base) writes the same split with possessive quantifiers (++), `\s++$` and a final `\s`;
+# the two give identical chunks (../shared/NOTES.md 1.1; tests/test_tokenizer.py checks it), and Python's
+# `regex` runs this form 15-35% faster on the two corpora.
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_PATTERN_TIKTOKEN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 # GPT-4's (cl100k_base): case-insensitive contractions, at most 3 digits per chunk, newlines kept apart.
 GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
                 r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")

@@ -25,13 +25,15 @@ tokenizer (char_tokenizer.py, re-exported here so `from minigpt.tokenizer import
 from __future__ import annotations
 
 import codecs
+import gc
 import json
 from collections import Counter
-from collections.abc import Iterable
-from itertools import chain, compress, pairwise
-from operator import not_
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import chain, pairwise
 from pathlib import Path
 
+import numpy as np
 import regex
 
 from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded through this module
@@ -77,10 +79,12 @@ class BPETokenizer:
         vocab.update({idx: name.encode("utf-8") for name, idx in self.special_tokens.items()})
         self._vocab = [vocab[i] for i in range(len(vocab))]  # id -> bytes
         self._split = regex.compile(PATTERNS[pattern]).findall if pattern else (lambda t: [t] if t else [])
-        # Byte pairs found inside some token. BPE can never merge across any other adjacent pair (the
-        # result would be a token containing it), so a chunk is cut there and its pieces encoded and cached
-        # on their own: for GPT-2 on the Tang poems, 49k distinct lines become ~1k distinct pieces.
-        self._joined = {pair for token in self._vocab[256:256 + len(self.merges)] for pair in pairwise(token)}
+        # _joined[a, b]: bytes a, b occur side by side inside some token. BPE can never merge across any
+        # other adjacent pair (the result would be a token containing it), so a chunk is cut there and its
+        # pieces encoded and cached on their own: GPT-2's 49k distinct Tang-poem lines hold ~10k pieces.
+        pairs = {pair for token in self._vocab[256:256 + len(self.merges)] for pair in pairwise(token)}
+        self._joined = np.zeros((256, 256), dtype=bool)
+        self._joined[tuple(np.array(sorted(pairs), dtype=np.intp).reshape(-1, 2).T)] = True
         self._cache: dict[str, list[int]] = {}        # chunk -> ids
         self._pieces = _PieceCache(self)              # piece of a chunk -> ids, BPE'd on first use
         self.train_tokens: list[int] = []             # after train(): the text's length after each merge
@@ -136,25 +140,43 @@ class BPETokenizer:
         """Text -> ids, with special-token text treated as ordinary text."""
         chunks = self._split(text)
         cache = self._cache
-        new = set(chunks).difference(cache)               # chunks never seen before get BPE'd once
+        new = list(set(chunks).difference(cache))         # chunks never seen before get BPE'd once
         if len(cache) + len(new) > _CACHE_LIMIT:
             cache.clear()
-            new = set(chunks)
-        for chunk in new:
-            try:
-                cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-            except UnicodeEncodeError:                    # a lone surrogate is not a character:
-                return self.encode_ordinary(_fix_surrogates(text))   # repair the text, as tiktoken does
-        return list(chain.from_iterable(map(cache.__getitem__, chunks)))   # the rest is dict lookups
+            new = list(set(chunks))
+        try:
+            raw = [chunk.encode("utf-8") for chunk in new]
+        except UnicodeEncodeError:                        # a lone surrogate is not a character:
+            return self.encode_ordinary(_fix_surrogates(text))       # repair the text, as tiktoken does
+        with _gc_paused():
+            cache.update(zip(new, self._encode_chunks(raw), strict=True))
+            return list(chain.from_iterable(map(cache.__getitem__, chunks)))   # the rest is dict lookups
 
-    def _encode_chunk(self, raw: bytes) -> list[int]:
-        """One chunk's bytes -> ids: cut where no token can span, BPE each piece (cached)."""
-        cuts = compress(range(1, len(raw)), map(not_, map(self._joined.__contains__, pairwise(raw))))
-        bounds = [0, *cuts, len(raw)]
+    def _encode_chunks(self, raw: list[bytes]) -> list[list[int]]:
+        """Many new chunks' bytes -> their ids, all at once: cut where no token can span, BPE each piece.
+
+        The cuts are found with NumPy over all the chunks joined end to end; the pieces are then cut out,
+        looked up (a new piece is BPE'd once and cached) and handed back to their chunks, with loops that
+        run in C (map, chain, slicing): no Python code runs per piece or per chunk unless a piece is new.
+        """
+        if not raw:
+            return []
+        blob = b"".join(raw)
+        ends = np.cumsum([len(r) for r in raw])             # (N,) where each chunk ends in blob
+        x = np.frombuffer(blob, dtype=np.uint8)             # (L,) the bytes
+        whole = self._joined[x[:-1], x[1:]]                 # (L-1,) may a token span x[i], x[i + 1]?
+        whole |= (x[1:] & 0xC0) == 0x80                     # don't cut inside a character: fewer pieces
+        whole[ends[:-1] - 1] = False                        # always cut between two chunks
+        cuts = np.flatnonzero(~whole) + 1                   # (P-1,) where pieces 1..P-1 start
+        bounds = [0, *cuts.tolist(), len(blob)]
         if len(self._pieces) > _CACHE_LIMIT:
             self._pieces.clear()
-        pieces = map(raw.__getitem__, map(slice, bounds, bounds[1:]))  # C-level loops: no Python per piece
-        return list(chain.from_iterable(map(self._pieces.__getitem__, pieces)))
+        pieces = map(blob.__getitem__, map(slice, bounds, bounds[1:]))
+        piece_ids = list(map(self._pieces.__getitem__, pieces))     # the BPE happens here, once per piece
+        ids = list(chain.from_iterable(piece_ids))          # every chunk's ids, one after the other
+        n_ids = np.cumsum([len(p) for p in piece_ids])      # (P,) ids up to the end of each piece
+        last = n_ids[np.searchsorted(cuts, ends)].tolist()  # (N,) ids up to the end of each chunk
+        return list(map(ids.__getitem__, map(slice, [0, *last], last)))
 
     def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = "none") -> list[int]:
         """Text -> ids. Special tokens are recognised only if allowed: "none" (default), "all" or a set."""
@@ -273,6 +295,19 @@ class StreamDecoder:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Encoding builds hundreds of thousands of small lists; Python's cycle collector would rescan them
+    again and again (a third of the time on the Tang poems). Lists of ints hold no cycles, so pause it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _fix_surrogates(text: str) -> str:
     """Join surrogate pairs into their character and turn lone surrogates into U+FFFD (tiktoken's rule)."""
     try:

@@ -111,6 +111,37 @@ def test_cached_piecewise_encode_equals_plain_bpe(trained, s):
     assert trained.encode(s) == bpe.encode(s, trained.merges, bpe.GPT2_PATTERN)
 
 
+# text made of the characters the GPT-2 pattern treats differently: spaces, tabs, newlines, NBSP,
+# apostrophes, letters (Latin and CJK), digits, punctuation, emoji
+SPLIT_CHARS = st.sampled_from(list("  \t\n\r\u00a0\u3000'sdmtlvreAZé我1٣.,!?-😀"))
+SPLIT_TEXT = st.text(alphabet=SPLIT_CHARS | st.characters(), max_size=80)
+
+
+@given(SPLIT_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_gpt2_pattern_splits_like_tiktokens(s):
+    """bpe.GPT2_PATTERN (openai/gpt-2's form, faster in Python) and tiktoken's possessive form agree."""
+    assert bpe.split(s, bpe.GPT2_PATTERN) == bpe.split(s, bpe.GPT2_PATTERN_TIKTOKEN)
+
+
+@pytest.mark.parametrize("name", ["tinyshakespeare.txt", "tang_poems.txt"])
+def test_gpt2_pattern_splits_the_corpora_like_tiktokens(shared, name):
+    text = shared(name).read_text(encoding="utf-8")
+    assert bpe.split(text, bpe.GPT2_PATTERN) == bpe.split(text, bpe.GPT2_PATTERN_TIKTOKEN)
+
+
+@given(st.lists(SPLIT_TEXT, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_gpt2_batched_encode_equals_chunk_by_chunk(gpt2, texts):
+    """encode_ordinary cuts all new chunks at once (NumPy) and regroups the pieces; compare with plain BPE
+    of each chunk, while the chunk and piece caches fill up (the texts share chunks)."""
+    for s in texts:
+        want = [i for chunk in bpe.split(s, bpe.GPT2_PATTERN)
+                for i in bpe.encode_chunk(list(chunk.encode("utf-8").translate(
+                    bytes(gpt2.byte_ids))), gpt2.merges)]
+        assert gpt2.encode(s) == want
+
+
 @given(st.text(max_size=200))
 @settings(max_examples=150, deadline=None)
 def test_gpt2_round_trip(gpt2, s):
