@@ -206,7 +206,7 @@ def test_presets_and_overrides():
     baby = config_from_preset("baby")
     nanogpt = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3, max_iters=2000,
                    lr_decay_iters=2000, min_lr=1e-4, warmup_iters=100, beta2=0.99, dropout=0.0,
-                   weight_decay=0.1, grad_clip=1.0, eval_interval=250, eval_iters=20,
+                   weight_decay=0.1, grad_clip=1.0, eval_interval=250, eval_iters=20, bias=False,
                    dataset="shakespeare_char")
     assert {k: getattr(baby, k) for k in nanogpt} == nanogpt
     assert config_from_preset().dataset == "pystdlib"
