@@ -14,9 +14,10 @@ Design choices, stated once:
 - Ids. Every id 0..vocab_size-1 means something: the 256 bytes, then the merges in the order they were
   learned, then the special tokens. Byte b's id is usually b, but GPT-2's byte tokens come in another
   order (see bpe_files.bytes_to_unicode), so the byte -> id table is part of the tokenizer.
-- Speed. Encoding caches each regex chunk's ids (text repeats its words), cuts new chunks where no token
-  can span and caches those pieces too; the BPE itself is bpe.encode_chunk. Training is
-  bpe.learn_merges, which updates pair counts incrementally.
+- Speed. Encoding caches each regex chunk's ids (text repeats its words). The chunks not seen before are
+  handled together: cut (in one NumPy pass) where no token can span, and the pieces looked up in a second
+  cache, so only pieces never seen before are BPE'd, by bpe.encode_chunk. Training is bpe.learn_merges,
+  which updates pair counts incrementally. benchmarks/tokenizer.py compares the speed with tiktoken's.
 
 What this file does not do: the merge algorithm (bpe.py), parsing files (bpe_files.py), or the character
 tokenizer (char_tokenizer.py, re-exported here so `from minigpt.tokenizer import CharTokenizer` works).
@@ -123,7 +124,12 @@ class BPETokenizer:
         ranks = read_tiktoken(path)
         byte_ids, merges = recover_merges(ranks, source=str(path))
         specials = {"<|endoftext|>": len(ranks)} if special_tokens is None else special_tokens
-        return cls(merges, specials, "gpt2", byte_ids, source=str(path))
+        tok = cls(merges, specials, "gpt2", byte_ids, source=str(path))
+        # recover_merges found each token's bytes BPE to two pieces using only the merges ranked below it,
+        # and those two pieces are merged next: every token BPEs to itself, so pieces that are whole tokens
+        # can be looked up instead of BPE'd (tiktoken does the same).
+        tok._pieces.whole = ranks
+        return tok
 
     @classmethod
     def from_gpt2_files(cls, encoder_json: str | Path, vocab_bpe: str | Path) -> BPETokenizer:
@@ -162,7 +168,7 @@ class BPETokenizer:
         if not raw:
             return []
         blob = b"".join(raw)
-        ends = np.cumsum([len(r) for r in raw])             # (N,) where each chunk ends in blob
+        ends = np.cumsum(list(map(len, raw)))               # (N,) where each chunk ends in blob
         x = np.frombuffer(blob, dtype=np.uint8)             # (L,) the bytes
         whole = self._joined[x[:-1], x[1:]]                 # (L-1,) may a token span x[i], x[i + 1]?
         whole |= (x[1:] & 0xC0) == 0x80                     # don't cut inside a character: fewer pieces
@@ -174,7 +180,7 @@ class BPETokenizer:
         pieces = map(blob.__getitem__, map(slice, bounds, bounds[1:]))
         piece_ids = list(map(self._pieces.__getitem__, pieces))     # the BPE happens here, once per piece
         ids = list(chain.from_iterable(piece_ids))          # every chunk's ids, one after the other
-        n_ids = np.cumsum([len(p) for p in piece_ids])      # (P,) ids up to the end of each piece
+        n_ids = np.cumsum(list(map(len, piece_ids)))        # (P,) ids up to the end of each piece
         last = n_ids[np.searchsorted(cuts, ends)].tolist()  # (N,) ids up to the end of each chunk
         return list(map(ids.__getitem__, map(slice, [0, *last], last)))
 
@@ -267,14 +273,23 @@ class BPETokenizer:
 
 
 class _PieceCache(dict):
-    """bytes -> ids; a missing piece is BPE'd on first lookup (dict.__missing__), then remembered."""
+    """bytes -> ids; a missing piece is BPE'd on first lookup (dict.__missing__), then remembered.
+
+    `whole` (token bytes -> id) may list tokens known to BPE to themselves: a piece equal to one of them
+    skips the BPE. Only from_tiktoken fills it, where recover_merges has already proved it for every token.
+    """
 
     def __init__(self, tokenizer: BPETokenizer):
         super().__init__()
         self.table, self.merges = tokenizer._byte_table, tokenizer.merges
+        self.whole: dict[bytes, int] = {}
 
     def __missing__(self, piece: bytes) -> list[int]:
-        ids = self[piece] = encode_chunk(list(piece.translate(self.table)), self.merges)
+        idx = self.whole.get(piece)
+        if idx is None:
+            ids = self[piece] = encode_chunk(list(piece.translate(self.table)), self.merges)
+        else:
+            ids = self[piece] = [idx]
         return ids
 
 

@@ -187,6 +187,15 @@ def test_gpt2_known_ids(gpt2):
     assert [gpt2.encode(c)[0] for c in "!Aa\n "] == [0, 32, 64, 198, 220]
 
 
+def test_every_gpt2_token_encodes_to_itself(gpt2):
+    """from_tiktoken looks a piece that is a whole token up directly instead of BPE'ing it; that is only
+    right because each GPT-2 token's own bytes BPE back to that one token (recover_merges implies it)."""
+    table = bytes(gpt2.byte_ids)
+    wrong = [i for i in range(50256)
+             if bpe.encode_chunk(list(gpt2.decode_bytes([i]).translate(table)), gpt2.merges) != [i]]
+    assert wrong == []
+
+
 def test_lone_surrogates_become_replacement_characters(gpt2, trained):
     # tiktoken gives [64, 4210, 65] for both, and joins a split surrogate pair into its emoji
     assert gpt2.encode("a\ud800b") == gpt2.encode("a\ufffdb") == [64, 4210, 65]
