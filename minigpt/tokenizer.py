@@ -161,28 +161,26 @@ class BPETokenizer:
     def _encode_chunks(self, raw: list[bytes]) -> list[list[int]]:
         """Many new chunks' bytes -> their ids, all at once: cut where no token can span, BPE each piece.
 
-        The cuts are found with NumPy over all the chunks joined end to end; the pieces are then cut out,
+        The cuts are found with NumPy over all the chunks joined end to end; the pieces are then split off,
         looked up (a new piece is BPE'd once and cached) and handed back to their chunks, with loops that
-        run in C (map, chain, slicing): no Python code runs per piece or per chunk unless a piece is new.
+        run in C (bytes.split, map, chain): no Python code runs per piece or per chunk unless a piece is new.
         """
         if not raw:
             return []
-        blob = b"".join(raw)
-        ends = np.cumsum(list(map(len, raw)))               # (N,) where each chunk ends in blob
-        x = np.frombuffer(blob, dtype=np.uint8)             # (L,) the bytes
+        x = np.frombuffer(b"".join(raw), dtype=np.uint8)    # (L,) the bytes of all the chunks
+        ends = np.cumsum(list(map(len, raw)))               # (N,) where each chunk ends in x
         whole = self._joined[x[:-1], x[1:]]                 # (L-1,) may a token span x[i], x[i + 1]?
         whole |= (x[1:] & 0xC0) == 0x80                     # don't cut inside a character: fewer pieces
         whole[ends[:-1] - 1] = False                        # always cut between two chunks
         cuts = np.flatnonzero(~whole) + 1                   # (P-1,) where pieces 1..P-1 start
-        bounds = [0, *cuts.tolist(), len(blob)]
+        # 0xFF never occurs in UTF-8, so it can mark the cuts, and one bytes.split makes all the pieces
+        pieces = np.insert(x, cuts, 0xFF).tobytes().split(b"\xff")
         if len(self._pieces) > _CACHE_LIMIT:
             self._pieces.clear()
-        pieces = map(blob.__getitem__, map(slice, bounds, bounds[1:]))
         piece_ids = list(map(self._pieces.__getitem__, pieces))     # the BPE happens here, once per piece
-        ids = list(chain.from_iterable(piece_ids))          # every chunk's ids, one after the other
-        n_ids = np.cumsum(list(map(len, piece_ids)))        # (P,) ids up to the end of each piece
-        last = n_ids[np.searchsorted(cuts, ends)].tolist()  # (N,) ids up to the end of each chunk
-        return list(map(ids.__getitem__, map(slice, [0, *last], last)))
+        last = (np.searchsorted(cuts, ends) + 1).tolist()  # (N,) the piece after each chunk's last one
+        per_chunk = map(piece_ids.__getitem__, map(slice, [0, *last], last))   # each chunk's pieces' ids
+        return list(map(list, map(chain.from_iterable, per_chunk)))
 
     def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = "none") -> list[int]:
         """Text -> ids. Special tokens are recognised only if allowed: "none" (default), "all" or a set."""
