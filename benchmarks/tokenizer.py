@@ -87,8 +87,7 @@ def main() -> int:
         print("tiktoken not installed: no baseline, only minigpt's numbers")
 
     def cold(text: str) -> list[int]:
-        gpt2._cache.clear()                               # chunk -> ids
-        gpt2._pieces.clear()                              # piece of a chunk -> ids
+        gpt2._encoder.clear()                             # empty the chunk and piece caches
         return gpt2.encode(text)
 
     for name in CORPORA:

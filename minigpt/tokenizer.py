@@ -14,27 +14,23 @@ Design choices, stated once:
 - Ids. Every id 0..vocab_size-1 means something: the 256 bytes, then the merges in the order they were
   learned, then the special tokens. Byte b's id is usually b, but GPT-2's byte tokens come in another
   order (see bpe_files.bytes_to_unicode), so the byte -> id table is part of the tokenizer.
-- Speed. Encoding caches each regex chunk's ids (text repeats its words). The chunks not seen before are
-  handled together: cut (in one NumPy pass) where no token can span, and the pieces looked up in a second
-  cache, so only pieces never seen before are BPE'd, by bpe.encode_chunk. Training is bpe.learn_merges,
-  which updates pair counts incrementally. benchmarks/tokenizer.py compares the speed with tiktoken's.
+- Speed. Encoding caches each regex chunk's ids and cuts new chunks into cached pieces (bpe_cache.py);
+  the BPE itself is bpe.encode_chunk. Training is bpe.learn_merges, which updates pair counts
+  incrementally. benchmarks/tokenizer.py compares the speed with tiktoken's.
 
-What this file does not do: the merge algorithm (bpe.py), parsing files (bpe_files.py), or the character
-tokenizer (char_tokenizer.py, re-exported here so `from minigpt.tokenizer import CharTokenizer` works).
+What this file does not do: the merge algorithm (bpe.py), the encoding caches (bpe_cache.py), parsing
+files (bpe_files.py), or the character tokenizer (char_tokenizer.py, re-exported here so
+`from minigpt.tokenizer import CharTokenizer` works).
 """
 
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from itertools import chain, pairwise
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import regex
 
 from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded through this module
@@ -50,6 +46,7 @@ from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded throug
     split,
     train,
 )
+from minigpt.bpe_cache import ChunkEncoder
 from minigpt.bpe_files import (
     FORMAT_VERSION,
     read_gpt2_files,
@@ -59,8 +56,6 @@ from minigpt.bpe_files import (
     write_text_atomic,
 )
 from minigpt.char_tokenizer import CharTokenizer  # noqa: F401 - part of this module's public API
-
-_CACHE_LIMIT = 200_000  # chunks kept in the encode cache before it is emptied
 
 
 class BPETokenizer:
@@ -75,19 +70,11 @@ class BPETokenizer:
         self.pattern = pattern
         self.byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
         _validate(self.merges, self.special_tokens, self.byte_ids, source)
-        self._byte_table = bytes(self.byte_ids)       # byte -> id in one bytes.translate call
         vocab = build_vocab(self.merges, self.byte_ids)
         vocab.update({idx: name.encode("utf-8") for name, idx in self.special_tokens.items()})
         self._vocab = [vocab[i] for i in range(len(vocab))]  # id -> bytes
         self._split = regex.compile(PATTERNS[pattern]).findall if pattern else (lambda t: [t] if t else [])
-        # _joined[a, b]: bytes a, b occur side by side inside some token. BPE can never merge across any
-        # other adjacent pair (the result would be a token containing it), so a chunk is cut there and its
-        # pieces encoded and cached on their own: GPT-2's 49k distinct Tang-poem lines hold ~10k pieces.
-        pairs = {pair for token in self._vocab[256:256 + len(self.merges)] for pair in pairwise(token)}
-        self._joined = np.zeros((256, 256), dtype=bool)
-        self._joined[tuple(np.array(sorted(pairs), dtype=np.intp).reshape(-1, 2).T)] = True
-        self._cache: dict[str, list[int]] = {}        # chunk -> ids
-        self._pieces = _PieceCache(self)              # piece of a chunk -> ids, BPE'd on first use
+        self._encoder = ChunkEncoder(self.merges, self.byte_ids, self._vocab[256:256 + len(self.merges)])
         self.train_tokens: list[int] = []             # after train(): the text's length after each merge
 
     # ---- building ----------------------------------------------------------------------------------------
@@ -128,7 +115,7 @@ class BPETokenizer:
         # recover_merges found each token's bytes BPE to two pieces using only the merges ranked below it,
         # and those two pieces are merged next: every token BPEs to itself, so pieces that are whole tokens
         # can be looked up instead of BPE'd (tiktoken does the same).
-        tok._pieces.whole = ranks
+        tok._encoder.whole.update(ranks)
         return tok
 
     @classmethod
@@ -144,43 +131,10 @@ class BPETokenizer:
     # ---- encoding -----------------------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Text -> ids, with special-token text treated as ordinary text."""
-        chunks = self._split(text)
-        cache = self._cache
-        new = list(set(chunks).difference(cache))         # chunks never seen before get BPE'd once
-        if len(cache) + len(new) > _CACHE_LIMIT:
-            cache.clear()
-            new = list(set(chunks))
         try:
-            raw = [chunk.encode("utf-8") for chunk in new]
+            return self._encoder.encode(self._split(text))           # cached; see bpe_cache.py
         except UnicodeEncodeError:                        # a lone surrogate is not a character:
-            return self.encode_ordinary(_fix_surrogates(text))       # repair the text, as tiktoken does
-        with _gc_paused():
-            cache.update(zip(new, self._encode_chunks(raw), strict=True))
-            return list(chain.from_iterable(map(cache.__getitem__, chunks)))   # the rest is dict lookups
-
-    def _encode_chunks(self, raw: list[bytes]) -> list[list[int]]:
-        """Many new chunks' bytes -> their ids, all at once: cut where no token can span, BPE each piece.
-
-        The cuts are found with NumPy over all the chunks joined end to end; the pieces are then split off,
-        looked up (a new piece is BPE'd once and cached) and handed back to their chunks, with loops that
-        run in C (bytes.split, map, chain): no Python code runs per piece or per chunk unless a piece is new.
-        """
-        if not raw:
-            return []
-        x = np.frombuffer(b"".join(raw), dtype=np.uint8)    # (L,) the bytes of all the chunks
-        ends = np.cumsum(list(map(len, raw)))               # (N,) where each chunk ends in x
-        whole = self._joined[x[:-1], x[1:]]                 # (L-1,) may a token span x[i], x[i + 1]?
-        whole |= (x[1:] & 0xC0) == 0x80                     # don't cut inside a character: fewer pieces
-        whole[ends[:-1] - 1] = False                        # always cut between two chunks
-        cuts = np.flatnonzero(~whole) + 1                   # (P-1,) where pieces 1..P-1 start
-        # 0xFF never occurs in UTF-8, so it can mark the cuts, and one bytes.split makes all the pieces
-        pieces = np.insert(x, cuts, 0xFF).tobytes().split(b"\xff")
-        if len(self._pieces) > _CACHE_LIMIT:
-            self._pieces.clear()
-        piece_ids = list(map(self._pieces.__getitem__, pieces))     # the BPE happens here, once per piece
-        last = (np.searchsorted(cuts, ends) + 1).tolist()  # (N,) the piece after each chunk's last one
-        per_chunk = map(piece_ids.__getitem__, map(slice, [0, *last], last))   # each chunk's pieces' ids
-        return list(map(list, map(chain.from_iterable, per_chunk)))
+            return self._encoder.encode(self._split(_fix_surrogates(text)))   # repair it, as tiktoken does
 
     def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = "none") -> list[int]:
         """Text -> ids. Special tokens are recognised only if allowed: "none" (default), "all" or a set."""
@@ -270,27 +224,6 @@ class BPETokenizer:
         return tok
 
 
-class _PieceCache(dict):
-    """bytes -> ids; a missing piece is BPE'd on first lookup (dict.__missing__), then remembered.
-
-    `whole` (token bytes -> id) may list tokens known to BPE to themselves: a piece equal to one of them
-    skips the BPE. Only from_tiktoken fills it, where recover_merges has already proved it for every token.
-    """
-
-    def __init__(self, tokenizer: BPETokenizer):
-        super().__init__()
-        self.table, self.merges = tokenizer._byte_table, tokenizer.merges
-        self.whole: dict[bytes, int] = {}
-
-    def __missing__(self, piece: bytes) -> list[int]:
-        idx = self.whole.get(piece)
-        if idx is None:
-            ids = self[piece] = encode_chunk(list(piece.translate(self.table)), self.merges)
-        else:
-            ids = self[piece] = [idx]
-        return ids
-
-
 class StreamDecoder:
     """Decodes ids one at a time, returning text only once its UTF-8 is complete (holds back 1-3 bytes)."""
 
@@ -308,19 +241,6 @@ class StreamDecoder:
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Encoding builds hundreds of thousands of small lists; Python's cycle collector would rescan them
-    again and again (a third of the time on the Tang poems). Lists of ints hold no cycles, so pause it."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _fix_surrogates(text: str) -> str:
     """Join surrogate pairs into their character and turn lone surrogates into U+FFFD (tiktoken's rule)."""
     try:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import bpe
+from minigpt import bpe, bpe_cache
 from minigpt.paths import shared_data
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
@@ -140,6 +140,16 @@ def test_gpt2_batched_encode_equals_chunk_by_chunk(gpt2, texts):
                 for i in bpe.encode_chunk(list(chunk.encode("utf-8").translate(
                     bytes(gpt2.byte_ids))), gpt2.merges)]
         assert gpt2.encode(s) == want
+
+
+def test_chunk_encoder_without_merges_and_over_the_cache_limit(trained, monkeypatch):
+    no_merges = BPETokenizer.train(SAMPLE, vocab_size=257, special_tokens=("<|endoftext|>",))
+    assert no_merges.encode("hé 我") == list("hé 我".encode()) and no_merges.encode("") == []
+    want = [trained.encode(s) for s in (SAMPLE, CJK_EMOJI, SAMPLE[::-1])]
+    monkeypatch.setattr(bpe_cache, "CACHE_LIMIT", 5)              # caches emptied again and again
+    trained._encoder.clear()
+    assert [trained.encode(s) for s in (SAMPLE, CJK_EMOJI, SAMPLE[::-1])] == want
+    assert len(trained._encoder.chunks) < 200 and len(trained._encoder.pieces) < 200
 
 
 @given(st.text(max_size=200))
