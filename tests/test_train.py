@@ -100,7 +100,7 @@ def test_resume_after_kill_9(env, straight):
     out = env / "killed"
     proc = _spawn(out, env, max_iters=100_000)           # would run for minutes
     _wait_for_checkpoint(proc, out)
-    time.sleep(0.1)                                      # somewhere mid-run, maybe mid-checkpoint
+    time.sleep(0.05)                                     # somewhere mid-run, maybe mid-checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     stopped = checkpoint.load(out / "last").state["iter"]
@@ -236,6 +236,9 @@ def test_cli_train_and_init_from(env, capsys):
     assert "cannot resume" in capsys.readouterr().err
     assert main(argv + ["--resume", "--max_iters", "8", "--no-sample"]) == 0
     assert checkpoint.load(out / "last").state["iter"] == 8
+    capsys.readouterr()
+    assert main(argv + ["--resume", "--max_iters", "8", "--no-sample"]) == 0   # a finished run: nothing to do
+    assert "done: 8 iterations" in capsys.readouterr().out
     tuned = env / "tuned"
     run(smoke(max_iters=1, lr=1e-9, warmup_iters=0, lr_decay_iters=0, weight_decay=0.0, dropout=0.0), tuned,
         init_from=out)
