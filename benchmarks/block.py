@@ -125,16 +125,16 @@ def main() -> None:
     # the matmuls alone (same shapes, same count) tell how much of the step is BLAS
     N = B * T
     shapes = [(N, C, 3 * C), (N, C, C), (N, C, 4 * C), (N, 4 * C, C)]
-    mats = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32))
-            for m, k, n in shapes]
+    mats = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32),
+             rng.standard_normal((m, n)).astype(np.float32)) for m, k, n in shapes]
     q = rng.standard_normal((B, H, T, C // H)).astype(np.float32)
     att = rng.standard_normal((B, H, T, T)).astype(np.float32)
 
     def matmuls():
-        for a, b in mats:  # forward, dx and dweight of every linear layer
+        for a, b, d in mats:  # forward, dx and dweight of every linear layer
             a @ b
-            (a @ b) @ b.T
-            a.T @ (a @ b)
+            d @ b.T
+            a.T @ d
         for _ in range(2):  # q k^T and att v forward; 4 batched matmuls backward
             q @ q.swapaxes(-1, -2)
             att @ q
