@@ -1,0 +1,452 @@
+"""The prose matches the code: links, line anchors, named functions, chapter sections, figures, commands.
+
+Every Markdown file of the repository is read (README.md, lessons/README.md, lessons/*/README.md,
+benchmarks/README.md, data/README.md). The checks:
+
+- a relative link points at a file or folder that exists; `#heading` anchors into Markdown name a heading;
+- a line anchor `file.py#L12` / `#L12-L30` lies inside the file;
+- a link that names a function or class — its text is a code span such as `layernorm_backward`,
+  `SGD.step` or `embedding_forward(idx, wte, wpe)`, or such a code span stands right before a line
+  link like "`get_batch` ([L173](...))" — lands on that name's definition: the anchored range contains the
+  `def`/`class` line (a single-line anchor may sit on its decorator). A link text that is a code span but
+  names no definition in the target (`att *= scale`, `dv`) must appear, as written, in the anchored lines;
+  a link text that *is* a line label (`L26–L28`, `line 263`) must equal the anchor;
+- every chapter has the contract's sections in order, and every `figures/*.png` it mentions exists;
+- every `minigpt ...` command shown in a bash block parses with `minigpt.cli`'s own parser (so subcommands
+  and flags exist), and the top-level README's Python blocks run when they need no network or weights.
+
+What this does not check: whether prose *describes* the code correctly (a person reads that), and links to
+the web (the tests are offline).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON_READMES = sorted(ROOT.glob("lessons/[0-9][0-9]_*/README.md"))
+MD_FILES = [ROOT / "README.md", ROOT / "lessons" / "README.md", ROOT / "benchmarks" / "README.md",
+            ROOT / "data" / "README.md", *LESSON_READMES]
+
+# The chapter contract (lessons/README.md), one regex per heading, in order; small wording variants pass.
+SECTIONS = [
+    ("What you will build", r"what you(?:'ll| will) build"),
+    ("The idea", r"the ideas?\b"),
+    ("The math", r"the math(?:s|ematics)?\b"),
+    ("The code", r"the code\b"),
+    ("Check yourself", r"check (?:yourself|your work)"),
+    ("Pitfalls", r"(?:common )?pitfalls"),
+    ("Exercises", r"exercises?"),
+    ("What you should see", r"what you should see"),
+    ("Further reading", r"further reading"),
+]
+
+LINK = re.compile(r"(!?)\[([^\[\]]*)\]\(([^)\s]+)\)")                  # [text](target), ![alt](src)
+LINE_ANCHOR = re.compile(r"^L(\d+)(?:-L(\d+))?$")                      # #L12 or #L12-L30
+LINE_LABEL = re.compile(r"^(?:L|lines? )(\d+)(?:\s*[–-]\s*L?(\d+))?$")  # link text "L26–L28", "line 263"
+CODE_SPAN_TEXT = re.compile(r"^`([^`]+)`$")
+IDENT_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$")  # name, a.b.name, name(args)
+SPAN_BEFORE = re.compile(r"`([A-Za-z_][\w.]*)(?:\([^`]*\))?`\s*\(?\s*$")    # "`name` (" right before a link
+
+
+@dataclass
+class Link:
+    md: Path
+    line: int           # 1-based line in the Markdown file
+    text: str
+    target: str
+    image: bool
+    before: str         # the text of the line before the link, for "`name` ([L12](...))"
+
+    def where(self) -> str:
+        return f"{self.md.relative_to(ROOT)}:{self.line}: [{self.text}]({self.target})"
+
+
+def prose_lines(md: Path) -> list[tuple[int, str]]:
+    """The lines outside fenced code blocks, numbered from 1 (links inside code blocks are not links)."""
+    out, fenced = [], False
+    for i, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            out.append((i, line))
+    return out
+
+
+def code_blocks(md: Path, lang: str) -> list[tuple[int, str]]:
+    """(first line, source) of every fenced block tagged `lang`."""
+    blocks, current, tag, start = [], None, "", 0
+    for i, line in enumerate(md.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip().startswith("```"):
+            if current is None:
+                current, tag, start = [], line.strip()[3:].strip(), i + 1
+            else:
+                if tag == lang:
+                    blocks.append((start, "\n".join(current)))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def links(md: Path) -> list[Link]:
+    found = []
+    for i, line in prose_lines(md):
+        for m in LINK.finditer(line):
+            found.append(Link(md, i, m.group(2), m.group(3), bool(m.group(1)), line[: m.start()]))
+    return found
+
+
+def local(link: Link) -> bool:
+    return not re.match(r"^[a-z][a-z0-9+.-]*:", link.target) and not link.target.startswith("#")
+
+
+ALL_LINKS = [link for md in MD_FILES for link in links(md)]
+LOCAL_LINKS = [link for link in ALL_LINKS if local(link)]
+
+
+def split_target(link: Link) -> tuple[Path, str]:
+    path, _, anchor = link.target.partition("#")
+    return (link.md.parent / path).resolve(), anchor
+
+
+def anchor_range(anchor: str) -> tuple[int, int] | None:
+    m = LINE_ANCHOR.match(anchor)
+    if not m:
+        return None
+    lo = int(m.group(1))
+    return lo, int(m.group(2) or lo)
+
+
+def slug(heading: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+# ---- definitions in a Python file ----------------------------------------------------------------------
+def definitions(path: Path) -> dict[str, list[tuple[str, int, int]]]:
+    """name -> [(qualified name, first line incl. decorators, def/class line)] for every def, class and
+    module-level assignment in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defs: dict[str, list[tuple[str, int, int]]] = {}
+
+    def add(name: str, qual: str, first: int, line: int) -> None:
+        defs.setdefault(name, []).append((qual, first, line))
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                first = min([d.lineno for d in child.decorator_list] + [child.lineno])
+                add(child.name, prefix + child.name, first, child.lineno)
+                visit(child, prefix + child.name + ".")
+            elif prefix == "" and isinstance(child, ast.Assign | ast.AnnAssign):
+                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        add(t.id, t.id, child.lineno, child.lineno)
+
+    visit(tree, "")
+    return defs
+
+
+def named_definitions(path: Path, dotted: str) -> list[tuple[str, int, int]]:
+    """The definitions a link's name can mean: `SGD.step` -> the `step` inside `class SGD`; a module
+    prefix (`data.get_batch`, when the file is data.py) is dropped."""
+    parts = dotted.split(".")
+    if len(parts) > 1 and parts[0] == path.stem:
+        parts = parts[1:]
+    cands = definitions(path).get(parts[-1], [])
+    if len(parts) > 1:
+        cands = [c for c in cands if c[0].endswith(".".join(parts))]
+    return cands
+
+
+def lands_on(defn: tuple[str, int, int], lo: int, hi: int) -> bool:
+    """The range shows the definition: its def/class line is inside, or a one-line anchor sits on one of
+    its decorators."""
+    _, first, line = defn
+    return lo <= line <= hi or (lo == hi and first <= lo <= line)
+
+
+# ---- the tests -------------------------------------------------------------------------------------------
+def test_the_markdown_files_exist_and_have_links():
+    missing = [str(p.relative_to(ROOT)) for p in MD_FILES if not p.is_file()]
+    assert not missing, f"missing Markdown files: {missing}"
+    assert len(LESSON_READMES) >= 12
+    assert len(LOCAL_LINKS) > 100, "the link parser found too few links: is LINK broken?"
+
+
+@pytest.mark.parametrize("link", LOCAL_LINKS, ids=lambda link: link.where())
+def test_relative_link_exists(link: Link):
+    path, anchor = split_target(link)
+    assert path.exists(), f"{link.where()}: {path.relative_to(ROOT)} does not exist"
+    assert ROOT in path.parents or path == ROOT, f"{link.where()}: points outside the repository"
+    if anchor and path.suffix == ".md":
+        headings = {slug(line.lstrip("#")) for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.startswith("#")}
+        assert anchor in headings, f"{link.where()}: no heading #{anchor} in {path.name}"
+    elif anchor:
+        assert anchor_range(anchor), f"{link.where()}: an anchor into a code file must be #L12 or #L12-L30"
+
+
+LINE_LINKS = [link for link in LOCAL_LINKS if anchor_range(split_target(link)[1])]
+
+
+@pytest.mark.parametrize("link", LINE_LINKS, ids=lambda link: link.where())
+def test_line_anchor_inside_the_file(link: Link):
+    path, anchor = split_target(link)
+    lo, hi = anchor_range(anchor)
+    n = len(path.read_text(encoding="utf-8").splitlines())
+    assert 1 <= lo <= hi <= n, f"{link.where()}: lines {lo}-{hi} are outside {path.name} ({n} lines)"
+
+
+def anchor_problem(link: Link) -> str | None:
+    """Why this line link does not show what its text (or the code span before it) names, or None."""
+    path, anchor = split_target(link)
+    rng = anchor_range(anchor)
+    if rng is None or path.suffix != ".py":
+        return None
+    lo, hi = rng
+    lines = path.read_text(encoding="utf-8").splitlines()
+    text = link.text.strip()
+
+    label = LINE_LABEL.match(text)
+    if label:
+        want = (int(label.group(1)), int(label.group(2) or label.group(1)))
+        if want != (lo, hi):
+            fix = f"#L{want[0]}" + (f"-L{want[1]}" if want[1] != want[0] else "")
+            return f"the text says lines {want[0]}-{want[1]} but the anchor is #{anchor} (use {fix})"
+        span = SPAN_BEFORE.search(link.before)       # "`get_batch` ([L173](...))": the name before it
+        if span:
+            cands = named_definitions(path, span.group(1))
+            if cands and not any(lands_on(c, lo, hi) for c in cands):
+                where = ", ".join(f"{c[0]} at L{c[2]}" for c in cands)
+                return f"`{span.group(1)}` is defined at {where}, not in #{anchor}"
+        return None
+
+    code = CODE_SPAN_TEXT.match(text)
+    if not code:
+        return None                          # plain prose ("the row max subtracted"): a person reads it
+    span_text = code.group(1).strip()
+    ident = IDENT_PATH.match(span_text)
+    if ident:
+        cands = named_definitions(path, ident.group(1))
+        if cands:
+            if any(lands_on(c, lo, hi) for c in cands):
+                return None
+            where = ", ".join(f"{c[0]} at L{c[2]}" for c in cands)
+            return f"`{ident.group(1)}` is defined at {where}, not in #{anchor}"
+    shown = " ".join(" ".join(lines[lo - 1: hi]).split())
+    wanted = " ".join(span_text.split())
+    if ident and "(" not in span_text:
+        found = re.search(rf"(?<![\w.]){re.escape(wanted)}(?!\w)", shown) is not None
+    else:
+        found = wanted in shown
+    if not found:
+        return f"`{span_text}` does not appear in {path.name} lines {lo}-{hi}: {shown[:120]!r}"
+    return None
+
+
+@pytest.mark.parametrize("link", LINE_LINKS, ids=lambda link: link.where())
+def test_line_anchor_shows_what_the_link_names(link: Link):
+    problem = anchor_problem(link)
+    assert problem is None, f"{link.where()}: {problem}"
+
+
+def test_the_anchor_rule_catches_wrong_anchors(tmp_path):
+    """A wrong anchor must fail, a right one pass: the rule above is not vacuous."""
+    code = tmp_path / "mod.py"
+    code.write_text('"""doc"""\n\nLIMIT = 3\n\n\ndef first(x):\n    y = x * 2\n    return y\n\n\n'
+                    "class Box:\n    @property\n    def size(self):\n        return 1\n\n"
+                    "    def step(self):\n        pass\n\n\ndef step():\n    pass\n", encoding="utf-8")
+    md = tmp_path / "README.md"
+
+    def problem(text: str, target: str, before: str = "") -> str | None:
+        return anchor_problem(Link(md, 1, text, target, False, before))
+
+    assert problem("`first`", "mod.py#L6") is None
+    assert problem("`first(x)`", "mod.py#L5-L8") is None
+    assert problem("`first`", "mod.py#L7") is not None            # the body, not the def line
+    assert problem("`first`", "mod.py#L11") is not None           # another function
+    assert problem("`LIMIT`", "mod.py#L3") is None
+    assert problem("`Box.size`", "mod.py#L12") is None            # its decorator
+    assert problem("`Box.step`", "mod.py#L16") is None
+    assert problem("`Box.step`", "mod.py#L20") is not None        # the module-level step, not Box's
+    assert problem("`step`", "mod.py#L20") is None                # either step will do
+    assert problem("`mod.first`", "mod.py#L6") is None            # the module prefix is dropped
+    assert problem("`y = x * 2`", "mod.py#L7") is None            # code that is not a definition: quoted
+    assert problem("`y = x * 3`", "mod.py#L7") is not None
+    assert problem("`y`", "mod.py#L6") is not None
+    assert problem("L6–L8", "mod.py#L6") is not None               # the label says a range
+    assert problem("L6–L8", "mod.py#L6-L8") is None
+    assert problem("L7", "mod.py#L7", before="the function `first` (") is not None
+    assert problem("L6", "mod.py#L6", before="the function `first` (") is None
+    assert problem("the loop", "mod.py#L7") is None                # prose: not checked
+
+
+def test_anchor_rule_on_a_real_chapter_link():
+    """The repository's own layer-norm link, and the same link moved by one line."""
+    md = ROOT / "lessons" / "03_layernorm" / "README.md"
+    defs = definitions(ROOT / "minigpt" / "layers" / "layernorm.py")["layernorm_backward"]
+    line = defs[0][2]
+    target = "../../minigpt/layers/layernorm.py"
+    good = Link(md, 1, "`layernorm_backward(dout, cache)`", f"{target}#L{line}", False, "")
+    bad = Link(md, 1, good.text, f"{target}#L{line + 1}", False, "")
+    assert anchor_problem(good) is None
+    assert "defined at" in anchor_problem(bad)
+
+
+@pytest.mark.parametrize("md", LESSON_READMES, ids=lambda p: p.parent.name)
+def test_chapter_sections_in_order(md: Path):
+    headings = [line[3:].strip() for _, line in prose_lines(md) if line.startswith("## ")]
+    positions = []
+    for name, pattern in SECTIONS:
+        hits = [i for i, h in enumerate(headings) if re.fullmatch(pattern, h, flags=re.IGNORECASE)]
+        assert hits, f"{md.relative_to(ROOT)}: no '## {name}' section (headings: {headings})"
+        positions.append(hits[0])
+    assert positions == sorted(positions), (f"{md.relative_to(ROOT)}: sections out of order: "
+                                            f"{[headings[i] for i in positions]}")
+    assert md.read_text(encoding="utf-8").startswith("# "), f"{md.relative_to(ROOT)}: no '# ' title"
+
+
+@pytest.mark.parametrize("md", MD_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_referenced_figures_exist(md: Path):
+    text = md.read_text(encoding="utf-8")
+    missing = sorted({f for f in re.findall(r"figures/[\w.\-]+\.png", text) if not (md.parent / f).is_file()})
+    assert not missing, f"{md.relative_to(ROOT)}: figures not found: {missing}"
+
+
+# ---- commands and Python snippets --------------------------------------------------------------------
+def minigpt_commands(md: Path) -> list[tuple[int, list[str]]]:
+    """(line, argv) of every `minigpt ...` command in the file's bash blocks; usage lines with
+    [optional] parts and A | B alternatives are expanded into one argv per alternative."""
+    out = []
+    for start, block in code_blocks(md, "bash"):
+        logical: list[tuple[int, str]] = []                # continued lines (ending in \\) joined
+        for offset, raw in enumerate(block.splitlines()):
+            if logical and logical[-1][1].endswith("\\"):
+                logical[-1] = (logical[-1][0], logical[-1][1][:-1] + " " + raw)
+            else:
+                logical.append((offset, raw))
+        for offset, raw in logical:
+            for cmd in raw.split("#", 1)[0].split("&&"):
+                cmd = cmd.strip()
+                if not cmd.startswith("minigpt "):
+                    continue
+                for argv in expand_usage(cmd):
+                    out.append((start + offset, argv))
+    return out
+
+
+def expand_usage(cmd: str) -> list[list[str]]:
+    """`minigpt lesson list | run NN | check NN [--impl FILE]` -> concrete argvs to parse.
+
+    Placeholders in capitals become a sample value; `[...]` parts are kept (each one is an option that must
+    exist); `--KEY VALUE ...` becomes a real setting; `A | B` at the top level splits the usage."""
+    cmd = cmd.replace("--KEY VALUE ...", "--max_iters 10").replace("[...]", "")
+    cmd = re.sub(r"\[([^\[\]]*)\]", r"\1", cmd)         # [--flag X] -> --flag X (twice: nested)
+    cmd = re.sub(r"\[([^\[\]]*)\]", r"\1", cmd)
+    words = shlex.split(cmd)[1:]
+    if "|" not in words:
+        return [words]
+    head: list[str] = []
+    if words[0] == "lesson":                             # lesson list | run NN | check NN ...
+        head, words = ["lesson"], words[1:]
+    alternatives, current = [], []
+    for w in words + ["|"]:
+        if w == "|":
+            alternatives.append(current)
+            current = []
+        else:
+            current.append(w)
+    if head:
+        return [head + alt for alt in alternatives]
+    # "sample --checkpoint A | --hf DIR  --prompt ...": the first alternative's flag vs the second's
+    first, rest = alternatives[0], [w for alt in alternatives[1:] for w in alt]
+    return [first + rest[2:], first[:-2] + rest]
+
+
+def parse_like_cli(argv: list[str]) -> None:
+    from minigpt import cli
+
+    parser = cli.build_parser()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            msg = f"`minigpt {' '.join(argv)}` does not parse: {err.getvalue().strip()}"
+            raise AssertionError(msg) from exc
+
+
+def placeholder(word: str) -> str:
+    """Usage placeholders (NAME, FILE, NN, PATH...) become values the parser accepts."""
+    return {"NN": "04", "NAME": "pystdlib", "K": "40", "P": "0.9"}.get(word, word)
+
+
+COMMANDS = [(md, line, argv) for md in MD_FILES for line, argv in minigpt_commands(md)]
+
+
+def test_commands_were_found():
+    assert len(COMMANDS) >= 10, "the bash-block parser found too few `minigpt` commands"
+
+
+@pytest.mark.parametrize("md,line,argv", COMMANDS,
+                         ids=[f"{m.relative_to(ROOT)}:{n}:{' '.join(a)}" for m, n, a in COMMANDS])
+def test_command_in_docs_parses(md: Path, line: int, argv: list[str]):
+    parse_like_cli([placeholder(w) for w in argv])
+
+
+def test_command_checker_rejects_a_wrong_flag():
+    with pytest.raises(AssertionError, match="does not parse"):
+        parse_like_cli(["sample", "--checkpoint", "runs/x", "--top_q", "3"])
+    parse_like_cli(["sample", "--checkpoint", "runs/x", "--top-k", "3"])
+
+
+NEEDS_OUTSIDE = ("~/.cache", "hf.load_gpt2(", "download", "shared_data", "http")
+
+
+def readme_python_blocks() -> list[tuple[int, str]]:
+    return [(n, src) for n, src in code_blocks(ROOT / "README.md", "python")]
+
+
+@pytest.mark.parametrize("start,source", readme_python_blocks(), ids=lambda v: str(v)[:20])
+def test_readme_python_block_runs(start: int, source: str):
+    """Blocks that need GPT-2 weights or the network are only compiled; the rest run. A block may use
+    `idx` and `targets` as given: the README leaves the batch to the reader, so they are a seeded batch."""
+    code = compile(source, f"README.md:{start}", "exec")
+    if any(s in source for s in NEEDS_OUTSIDE):
+        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+        assert names, "empty block"
+        return
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 65, size=(2, 16))                                       # (B, T)
+    namespace = {"idx": idx, "targets": np.roll(idx, -1, axis=1), "__name__": "readme"}
+    exec(code, namespace)
+
+
+def test_readme_names_the_commands_it_documents():
+    """Every subcommand the CLI has is shown in the top-level README's command-line section."""
+    from minigpt import cli
+
+    shown = {argv[0] for md, _, argv in COMMANDS if md == ROOT / "README.md"}
+    assert set(cli.COMMANDS) <= shown, f"README.md does not show: {sorted(set(cli.COMMANDS) - shown)}"
+
+
+def test_usage_expansion():
+    assert expand_usage("minigpt lesson list | run NN | check NN [--impl FILE]") == [
+        ["lesson", "list"], ["lesson", "run", "NN"], ["lesson", "check", "NN", "--impl", "FILE"]]
+    assert expand_usage("minigpt sample --checkpoint runs/NAME | --hf DIR  [--prompt TEXT]") == [
+        ["sample", "--checkpoint", "runs/NAME", "--prompt", "TEXT"],
+        ["sample", "--hf", "DIR", "--prompt", "TEXT"]]
