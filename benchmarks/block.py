@@ -12,10 +12,9 @@ PyTorch is optional: without it only minigpt's numbers are printed.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
+
+from _common import default_threads, median_ms, set_blas_threads
 
 
 def parse() -> argparse.Namespace:
@@ -25,14 +24,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--C", type=int, default=128)
     p.add_argument("--H", type=int, default=4)
     p.add_argument("--repeat", type=int, default=50)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=default_threads())
     return p.parse_args()
 
 
 ARGS = parse()
-# BLAS reads its thread count when numpy is first imported: set it before.
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+set_blas_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
@@ -78,17 +75,6 @@ def numpy_block_step(x: np.ndarray, p: dict[str, np.ndarray], H: int, dout: np.n
     return dx1 + layernorm_backward(da, c1)[0]
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()
-    fn()  # warm-up: allocator, BLAS threads
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def torch_block_ms(B: int, T: int, C: int, H: int, repeat: int, threads: int) -> float | None:
     try:
         import torch
@@ -111,7 +97,7 @@ def torch_block_ms(B: int, T: int, C: int, H: int, repeat: int, threads: int) ->
         out = x1 + m_proj(F.gelu(c_fc(ln2(x1)), approximate="tanh"))
         out.backward(dout)
 
-    return median_ms(step, repeat)
+    return median_ms(step, repeat, warmup=2)
 
 
 def main() -> None:
@@ -120,7 +106,7 @@ def main() -> None:
     p = make_params(C, rng)
     x = rng.standard_normal((B, T, C)).astype(np.float32)
     dout = rng.standard_normal((B, T, C)).astype(np.float32)
-    ours = median_ms(lambda: numpy_block_step(x, p, H, dout), ARGS.repeat)
+    ours = median_ms(lambda: numpy_block_step(x, p, H, dout), ARGS.repeat, warmup=2)
 
     # the matmuls alone (same shapes, same count) tell how much of the step is BLAS
     N = B * T
@@ -140,7 +126,7 @@ def main() -> None:
             att @ q
             att @ q
             att.swapaxes(-1, -2) @ q
-    mm = median_ms(matmuls, ARGS.repeat)
+    mm = median_ms(matmuls, ARGS.repeat, warmup=2)
     flops = 3 * 2 * N * C * (3 * C + C + 4 * C + 4 * C) + 3 * 2 * 2 * B * H * T * T * (C // H)
 
     print(f"block fwd+bwd  B={B} T={T} C={C} H={H} float32, {ARGS.threads} thread(s), "

@@ -13,59 +13,32 @@ default (foreach=False) and with foreach=True. Needs an otherwise idle machine; 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
+
+from _common import default_threads, median_ms, set_blas_threads
 
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shape", choices=("baby", "gpt2"), default="baby")
     p.add_argument("--repeat", type=int, default=50)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=default_threads())
     return p.parse_args()
 
 
 ARGS = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+set_blas_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
 from minigpt import optim  # noqa: E402
+from minigpt.model import GPTConfig, param_shapes  # noqa: E402
 
-CONFIGS = {"baby": (65, 64, 128, 4), "gpt2": (50257, 1024, 768, 12)}  # V, T, C, n_layer
-
-
-def gpt2_shapes(V: int, T: int, C: int, L: int) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (V, C), "wpe.weight": (T, C)}
-    for l in range(L):
-        h = f"h.{l}."
-        shapes.update({
-            h + "ln_1.weight": (C,), h + "ln_1.bias": (C,),
-            h + "attn.c_attn.weight": (C, 3 * C), h + "attn.c_attn.bias": (3 * C,),
-            h + "attn.c_proj.weight": (C, C), h + "attn.c_proj.bias": (C,),
-            h + "ln_2.weight": (C,), h + "ln_2.bias": (C,),
-            h + "mlp.c_fc.weight": (C, 4 * C), h + "mlp.c_fc.bias": (4 * C,),
-            h + "mlp.c_proj.weight": (4 * C, C), h + "mlp.c_proj.bias": (C,),
-        })
-    shapes.update({"ln_f.weight": (C,), "ln_f.bias": (C,)})
-    return shapes
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up (first touch of buffers)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+CONFIGS = {"baby": GPTConfig(65, 64, 4, 4, 128), "gpt2": GPTConfig(50257, 1024, 12, 12, 768)}
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    shapes = gpt2_shapes(*CONFIGS[ARGS.shape])
+    shapes = param_shapes(CONFIGS[ARGS.shape])
     params = {n: (0.02 * rng.standard_normal(s, dtype=np.float32)) for n, s in shapes.items()}
     grads = {n: (0.01 * rng.standard_normal(s, dtype=np.float32)) for n, s in shapes.items()}
     print(f"{ARGS.shape}: {sum(p.size for p in params.values()):,} float32 params in {len(params)} tensors, "

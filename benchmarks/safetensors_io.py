@@ -19,43 +19,20 @@ optional: without it only minigpt's numbers are printed.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _common import median_seconds
 
 from minigpt import safetensors as sf
+from minigpt.model import GPTConfig, param_shapes
 
 
 def gpt2_tensors(n_layer: int, C: int = 768, V: int = 50257, P: int = 1024) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-
-    def rand(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape, dtype=np.float32)
-
-    tensors = {"wte.weight": rand(V, C), "wpe.weight": rand(P, C),
-               "ln_f.weight": rand(C), "ln_f.bias": rand(C)}
-    for i in range(n_layer):
-        h = f"h.{i}."
-        tensors |= {h + "ln_1.weight": rand(C), h + "ln_1.bias": rand(C),
-                    h + "attn.c_attn.weight": rand(C, 3 * C), h + "attn.c_attn.bias": rand(3 * C),
-                    h + "attn.c_proj.weight": rand(C, C), h + "attn.c_proj.bias": rand(C),
-                    h + "ln_2.weight": rand(C), h + "ln_2.bias": rand(C),
-                    h + "mlp.c_fc.weight": rand(C, 4 * C), h + "mlp.c_fc.bias": rand(4 * C),
-                    h + "mlp.c_proj.weight": rand(4 * C, C), h + "mlp.c_proj.bias": rand(C)}
-    return tensors
-
-
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    shapes = param_shapes(GPTConfig(vocab_size=V, block_size=P, n_layer=n_layer, n_head=12, n_embd=C))
+    return {name: rng.standard_normal(shape, dtype=np.float32) for name, shape in shapes.items()}
 
 
 def touch_all(tensors: dict[str, np.ndarray]) -> float:

@@ -21,12 +21,12 @@ Needs an otherwise idle machine; transformers and torch are optional (their colu
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
+
+from _common import default_threads, median_seconds, set_blas_threads
 
 SHAPES = {  # name: (vocab, block, layers, heads, channels)
     "baby": (65, 64, 4, 4, 128),
@@ -42,13 +42,12 @@ def parse() -> argparse.Namespace:
                    help="new tokens for the no-cache run (default: --tokens on baby, 8 on gpt2)")
     p.add_argument("--prompt-len", type=int, default=4)
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement; the median is reported")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=default_threads())
     return p.parse_args()
 
 
 ARGS = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
+set_blas_threads(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
 
 import numpy as np  # noqa: E402
 
@@ -66,12 +65,7 @@ except ImportError:   # the comparison is optional
 
 def median_tok_s(run, n: int, repeat: int) -> tuple[float, list[int]]:
     ids = run()                                  # warm-up (and the ids to compare)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return n / statistics.median(times), ids
+    return n / median_seconds(run, repeat), ids
 
 
 def to_transformers(model: GPT):

@@ -25,20 +25,13 @@ import statistics
 import sys
 import time
 
+from _common import median_seconds
+
 from minigpt.bpe import GPT2_PATTERN_TIKTOKEN
 from minigpt.paths import shared_data
 from minigpt.tokenizer import BPETokenizer
 
 CORPORA = ("tinyshakespeare.txt", "tang_poems.txt")
-
-
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def cpu_time(fn) -> float:
@@ -75,7 +68,7 @@ def main() -> int:
         print("== BPE training on tiny Shakespeare (pattern gpt2) ==")
         text = paths["tinyshakespeare.txt"].read_text(encoding="utf-8")
         for vocab in (512, 1024):
-            t = median_time(lambda v=vocab: BPETokenizer.train(text, vocab_size=v), args.repeat)
+            t = median_seconds(lambda v=vocab: BPETokenizer.train(text, vocab_size=v), args.repeat)
             print(f"vocab {vocab:>5}: median {t:6.2f} s over {args.repeat} runs")
 
     print("\n== GPT-2 encoding: CPU seconds and speed relative to tiktoken (median over rounds) ==")

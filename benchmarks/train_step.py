@@ -15,10 +15,9 @@ Needs an otherwise idle machine (2 cores: anything beside it distorts both numbe
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
+
+from _common import default_threads, median_ms, set_blas_threads
 
 SHAPES = {  # name: (vocab, block, layers, heads, channels, batch)
     "baby": (65, 64, 4, 4, 128, 12),
@@ -30,29 +29,17 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(SHAPES), default="baby")
     p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=default_threads())
     return p.parse_args()
 
 
 ARGS = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
+set_blas_threads(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
 
 import numpy as np  # noqa: E402
 
 from minigpt import optim  # noqa: E402
 from minigpt.model import GPT, GPTConfig  # noqa: E402
-
-
-def median_ms(fn, repeat: int) -> float:
-    for _ in range(3):
-        fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def minigpt_step_ms(cfg: GPTConfig, B: int, repeat: int) -> tuple[float, GPT]:
@@ -67,7 +54,7 @@ def minigpt_step_ms(cfg: GPTConfig, B: int, repeat: int) -> tuple[float, GPT]:
         optim.clip_grad_norm(grads, 1.0)
         opt.step(grads)
 
-    return median_ms(step, repeat), model
+    return median_ms(step, repeat, warmup=3), model
 
 
 def matmul_peak_gflops(cfg: GPTConfig, B: int) -> float:
@@ -76,7 +63,7 @@ def matmul_peak_gflops(cfg: GPTConfig, B: int) -> float:
     N, C = B * cfg.block_size, cfg.n_embd
     a = rng.standard_normal((N, C)).astype(np.float32)
     w = rng.standard_normal((C, 4 * C)).astype(np.float32)
-    ms = median_ms(lambda: a @ w, 50)
+    ms = median_ms(lambda: a @ w, 50, warmup=3)
     return 2 * N * C * 4 * C / ms / 1e6
 
 
@@ -136,7 +123,7 @@ def torch_step_ms(cfg: GPTConfig, B: int, repeat: int, threads: int) -> float | 
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return median_ms(step, repeat)
+    return median_ms(step, repeat, warmup=3)
 
 
 def main() -> None:
