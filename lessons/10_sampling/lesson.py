@@ -44,7 +44,9 @@ path = shared_data("tinyshakespeare.txt")
 if path is not None:
     text = path.read_text(encoding="utf-8")[:300_000]
 else:
-    text = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+    print("(tinyshakespeare.txt not found in ../shared/data: using a small built-in text)")
+    text = ("ROMEO:\nBut, soft! what light through yonder window breaks?\n\nJULIET:\nAy me!\n\n"
+            "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
             "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 200
 tok = CharTokenizer.from_text(text)
 data = np.array(tok.encode(text), dtype=np.int64)
