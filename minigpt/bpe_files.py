@@ -10,9 +10,9 @@ Both describe the same 50,000 merges, in two different ways:
   the 188 printable bytes stand for themselves and the other 68 get the characters U+0100, U+0101, ...
   Because ids follow that list, GPT-2's id for byte b is not b ('!' is 0, 'a' is 64, space is 220).
 
-Also here: reading and writing minigpt's own JSON tokenizer files (format and version checked, written
-atomically). Every reader validates what it reads and names the file, the line and the problem. What this
-file does not do: download anything (the dataset recipes do), or hold a tokenizer (tokenizer.py does).
+Also here: reading minigpt's own JSON tokenizer files (format and version checked). Every reader validates
+what it reads and names the file, the line and the problem. What this file does not do: download anything
+(the dataset recipes do), hold a tokenizer or write its files (tokenizer.py does, through minigpt/atomic.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +155,3 @@ def read_json(path: Path, fmt: str, fields: list[str]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path}: missing field(s) {missing}")
     return data
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a tokenizer behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

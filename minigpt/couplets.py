@@ -32,7 +32,6 @@ normalisation, or tokenisation (tasks.py and the checkpoint's tokenizer do that)
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minigpt.atomic import write_text_atomic
 from minigpt.tasks import write_jsonl
 
 HALF = r"[^，。？！；：、\s]+"
@@ -132,9 +132,7 @@ def prepare_couplets(*, from_file: str | Path | None = None, out: str | Path | N
                  "test; val/test pairs whose prompt is also a train prompt dropped",
         "seed": seed, **counts, "source": corpus.source, "source_sha256": corpus.source_sha256,
     }
-    tmp = folder / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / "meta.json")
+    write_text_atomic(folder / "meta.json", json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
     log(f"{folder}: {counts['train_pairs']:,} train / {counts['val_pairs']:,} val / {counts['test_pairs']:,} "
         f"test couplets from {counts['train_poems']:,} / {counts['val_poems']:,} / {counts['test_poems']:,} "
         f"poems ({counts['val_dropped_seen_prompt'] + counts['test_dropped_seen_prompt']} held-out pairs "

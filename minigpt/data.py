@@ -12,7 +12,8 @@ positions uniformly and returns x = ids[i : i+T] and y = ids[i+1 : i+T+1] (the n
 as int64 (B, T). The rng is the caller's np.random.Generator, so a seed fixes the batches exactly.
 
 This file also holds the small text-cleaning functions the recipes share (newlines, control characters,
-duplicates) and the train/val split rule.
+duplicates) and the train/val split rule. Its writers are atomic (minigpt/atomic.py): an interrupted
+`prepare` never leaves half a token file.
 
 What this file deliberately does not do: download or choose corpora (recipes.py), shuffle whole
 documents, pack or pad sequences to document boundaries, or stream from the network.
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt.atomic import write_bytes_atomic
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
 META_FORMAT = "minigpt-data"
@@ -188,15 +188,6 @@ def get_batch(ids: np.ndarray, batch_size: int, block_size: int,
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to path through a temp file in the same folder, fsync, rename: never half a file."""
+    """write_bytes_atomic (temp file, fsync, rename: never half a file), creating the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from minigpt import metrics
+from minigpt.atomic import write_text_atomic
 from minigpt.tasks import END, TaskBatches, encode_pair, read_jsonl
 
 N_SAMPLES = 8          # answers kept in the report per model, to read next to the numbers
@@ -211,9 +211,7 @@ def format_table(report: dict[str, Any]) -> str:
 def write_json(report: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
 
 
 def plot(report: dict[str, Any], path: str | Path) -> None:

@@ -25,15 +25,14 @@ GPT-2's (a config with another activation, attention scaling or an untied head i
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from minigpt import safetensors
+from minigpt.atomic import write_text_atomic
 from minigpt.model import GPT, GPTConfig, param_shapes
 
 PREFIX = "transformer."
@@ -191,7 +190,7 @@ def save_gpt2(model: GPT, folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     config = config_to_hf(model.config, model.dtype)
     safetensors.save(to_hf_state_dict(model.params), folder / "model.safetensors", metadata={"format": "pt"})
-    _write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
 
 
 def load_gpt2_tokenizer(folder: str | Path):
@@ -206,15 +205,3 @@ def load_gpt2_tokenizer(folder: str | Path):
                                     "next to the weights (`minigpt download gpt2` fetches them)")
     return BPETokenizer.from_gpt2_files(vocab, merges)
 
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

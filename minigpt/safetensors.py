@@ -23,12 +23,13 @@ import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from minigpt.atomic import atomic_open
 
 MAX_HEADER_SIZE = 100_000_000  # the reference implementation's limit (a guard against huge-header attacks)
 
@@ -236,19 +237,11 @@ def save(tensors: Mapping[str, np.ndarray], path: str | Path,
     """
     path = Path(path)
     header, arrays = _build_header(tensors, metadata, str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(header)))
-            f.write(header)
-            for arr in arrays:
-                f.write(arr.reshape(-1).view(np.uint8).data)  # raw bytes, no extra copy
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+        for arr in arrays:
+            f.write(arr.reshape(-1).view(np.uint8).data)  # raw bytes, no extra copy
 
 
 def dumps(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> bytes:

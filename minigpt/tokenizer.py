@@ -33,6 +33,7 @@ from pathlib import Path
 
 import regex
 
+from minigpt.atomic import write_text_atomic
 from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded through this module
     PATTERNS,
     Pair,
@@ -53,7 +54,6 @@ from minigpt.bpe_files import (
     read_json,
     read_tiktoken,
     recover_merges,
-    write_text_atomic,
 )
 from minigpt.char_tokenizer import CharTokenizer  # noqa: F401 - part of this module's public API
 
