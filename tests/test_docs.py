@@ -258,6 +258,20 @@ def anchor_problem(link: Link) -> str | None:
     return None
 
 
+NAMED_FILE_LINKS = [link for link in LOCAL_LINKS
+                    if link.target.endswith(".py") and CODE_SPAN_TEXT.match(link.text.strip())
+                    and not link.text.strip().strip("`").endswith(".py")]
+
+
+@pytest.mark.parametrize("link", NAMED_FILE_LINKS, ids=lambda link: link.where())
+def test_a_name_linked_to_a_file_is_defined_there(link: Link):
+    """[`couplets.split_couplets`](couplets.py): no line anchor, but the file must define the name."""
+    path, _ = split_target(link)
+    ident = IDENT_PATH.match(CODE_SPAN_TEXT.match(link.text.strip()).group(1).strip())
+    assert ident, f"{link.where()}: a code span linked to a .py file should name something in it"
+    assert named_definitions(path, ident.group(1)), f"{link.where()}: {path.name} defines no {ident.group(1)}"
+
+
 @pytest.mark.parametrize("link", LINE_LINKS, ids=lambda link: link.where())
 def test_line_anchor_shows_what_the_link_names(link: Link):
     problem = anchor_problem(link)
@@ -307,17 +321,33 @@ def test_anchor_rule_on_a_real_chapter_link():
     assert "defined at" in anchor_problem(bad)
 
 
-@pytest.mark.parametrize("md", LESSON_READMES, ids=lambda p: p.parent.name)
-def test_chapter_sections_in_order(md: Path):
-    headings = [line[3:].strip() for _, line in prose_lines(md) if line.startswith("## ")]
+def section_problem(headings: list[str]) -> str | None:
+    """Why these `## ` headings do not follow the chapter contract, or None."""
     positions = []
     for name, pattern in SECTIONS:
         hits = [i for i, h in enumerate(headings) if re.fullmatch(pattern, h, flags=re.IGNORECASE)]
-        assert hits, f"{md.relative_to(ROOT)}: no '## {name}' section (headings: {headings})"
+        if not hits:
+            return f"no '## {name}' section (headings: {headings})"
         positions.append(hits[0])
-    assert positions == sorted(positions), (f"{md.relative_to(ROOT)}: sections out of order: "
-                                            f"{[headings[i] for i in positions]}")
+    if positions != sorted(positions):
+        return f"sections out of order: {[headings[i] for i in positions]}"
+    return None
+
+
+@pytest.mark.parametrize("md", LESSON_READMES, ids=lambda p: p.parent.name)
+def test_chapter_sections_in_order(md: Path):
+    headings = [line[3:].strip() for _, line in prose_lines(md) if line.startswith("## ")]
+    problem = section_problem(headings)
+    assert problem is None, f"{md.relative_to(ROOT)}: {problem}"
     assert md.read_text(encoding="utf-8").startswith("# "), f"{md.relative_to(ROOT)}: no '# ' title"
+
+
+def test_the_section_rule_catches_a_missing_or_moved_section():
+    good = [name for name, _ in SECTIONS]
+    assert section_problem(good) is None
+    assert section_problem(["What you'll build", *good[1:5], "Common pitfalls", *good[6:]]) is None
+    assert "no '## Pitfalls'" in section_problem(good[:5] + good[6:])
+    assert "out of order" in section_problem(good[:3] + [good[4], good[3]] + good[5:])
 
 
 @pytest.mark.parametrize("md", MD_FILES, ids=lambda p: str(p.relative_to(ROOT)))
