@@ -187,6 +187,18 @@ print(f"{'prompt':<9}{'reference':<11}{'base':<11}{'fine-tuned':<11}")
 for e, hb, ht in list(zip(examples["test"], base_scores["hyps"], tuned_scores["hyps"], strict=False))[:8]:
     print(f"{e.prompt:<9}{e.response:<11}{hb!r:<11}{ht!r:<11}")
 
+
+def score_bars(ax, title: str) -> None:
+    """Exact match, char BLEU/100 and ROUGE-L of the base and the fine-tuned model, side by side."""
+    for i, s in enumerate([base_scores, tuned_scores]):
+        vals = [s["exact"], s["bleu"] / 100, s["rougeL"]]
+        bars = ax.bar(np.arange(3) + (i - 0.5) * 0.38, vals, 0.38, label=s["name"])
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(range(3), ["exact", "char BLEU/100", "ROUGE-L"])
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
 ax[0].plot(hist["step"], hist["train"], "o-", label="task train (masked loss)")
 ax[0].plot(hist["step"], hist["val"], "s-", label="task val (masked loss)")
@@ -196,25 +208,12 @@ ax[0].set_ylabel("loss (nats/token)")
 ax[0].set_title("fine-tuning, lr 1e-3")
 ax[0].legend(fontsize=8)
 ax[0].grid(alpha=0.3)
-names = ["exact", "char BLEU/100", "ROUGE-L"]
-for i, s in enumerate([base_scores, tuned_scores]):
-    vals = [s["exact"], s["bleu"] / 100, s["rougeL"]]
-    bars = ax[1].bar(np.arange(3) + (i - 0.5) * 0.38, vals, 0.38, label=s["name"])
-    ax[1].bar_label(bars, fmt="%.2f", fontsize=8)
-ax[1].set_xticks(range(3), names)
-ax[1].set_title(f"held-out test words ({N_TEST})")
-ax[1].legend(fontsize=8)
+score_bars(ax[1], f"held-out test words ({N_TEST})")
 fig.tight_layout()
 fig.savefig(FIG / "finetune_curves.png", dpi=110)
 plt.close(fig)
 fig, ax = plt.subplots(figsize=(5, 3.6))
-for i, s in enumerate([base_scores, tuned_scores]):
-    vals = [s["exact"], s["bleu"] / 100, s["rougeL"]]
-    bars = ax.bar(np.arange(3) + (i - 0.5) * 0.38, vals, 0.38, label=s["name"])
-    ax.bar_label(bars, fmt="%.2f", fontsize=8)
-ax.set_xticks(range(3), names)
-ax.set_title("reverse-a-word: base vs fine-tuned")
-ax.legend(fontsize=8)
+score_bars(ax, "reverse-a-word: base vs fine-tuned")
 fig.tight_layout()
 fig.savefig(FIG / "base_vs_finetuned.png", dpi=110)
 plt.close(fig)
@@ -234,19 +233,27 @@ print(f"{'step':>5} {'response val loss: masked':>26} {'prompt counted':>15} {'c
 for i, step in enumerate(hist["step"]):
     print(f"{step:>5} {hist['val'][i]:>26.3f} {hist_u['val'][i]:>15.3f} {hist['corpus'][i]:>20.3f} "
           f"{hist_u['corpus'][i]:>15.3f}")
-fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-for h, name in ((hist, "prompt masked"), (hist_u, "prompt counted")):
-    ax[0].plot(h["step"], h["val"], "o-", label=name)
-    ax[1].plot(h["step"], h["corpus"], "o-", label=name)
-ax[0].set_title("task val loss, response tokens only")
-ax[1].set_title("pre-training val text loss (forgetting)")
-for a in ax:
-    a.set_xlabel("fine-tuning step")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig(FIG / "masked_vs_unmasked.png", dpi=110)
-plt.close(fig)
+
+
+def plot_task_and_corpus(curves: dict[str, dict], task_title: str, filename: str) -> None:
+    """Left: the task's val loss; right: the pre-training text's val loss (forgetting); a line per run."""
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, h in curves.items():
+        ax[0].plot(h["step"], h["val"], "o-", label=name)
+        ax[1].plot(h["step"], h["corpus"], "o-", label=name)
+    ax[0].set_title(task_title)
+    ax[1].set_title("pre-training val text loss (forgetting)")
+    for a in ax:
+        a.set_xlabel("fine-tuning step")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(FIG / filename, dpi=110)
+    plt.close(fig)
+
+
+plot_task_and_corpus({"prompt masked": hist, "prompt counted": hist_u}, "task val loss, response tokens only",
+                     "masked_vs_unmasked.png")
 
 # %% [markdown]
 # ## 7. The learning rate: learn the task, keep the language
@@ -260,19 +267,7 @@ sweep = {1e-3: hist}
 for lr in LRS:
     if lr not in sweep:
         sweep[lr] = finetune(lr, FT_STEPS, pairs["train"])[1]
-fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-for lr in LRS:
-    ax[0].plot(sweep[lr]["step"], sweep[lr]["val"], "o-", label=f"lr {lr:g}")
-    ax[1].plot(sweep[lr]["step"], sweep[lr]["corpus"], "o-", label=f"lr {lr:g}")
-ax[0].set_title("task val loss (masked)")
-ax[1].set_title("pre-training val text loss (forgetting)")
-for a in ax:
-    a.set_xlabel("fine-tuning step")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig(FIG / "learning_rates.png", dpi=110)
-plt.close(fig)
+plot_task_and_corpus({f"lr {lr:g}": sweep[lr] for lr in LRS}, "task val loss (masked)", "learning_rates.png")
 
 # %% [markdown]
 # ## 8. Over-fitting a small task set, and early stopping
