@@ -21,6 +21,7 @@ the web (the tests are offline).
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import io
@@ -438,7 +439,82 @@ def test_command_in_docs_parses(md: Path, line: int, argv: list[str]):
     parse_like_cli([placeholder(w) for w in argv])
 
 
+def inline_commands() -> list[tuple[Path, int, str]]:
+    """`minigpt ...` and `python path.py ...` written inline in the prose."""
+    out = []
+    for md in MD_FILES:
+        for i, line in prose_lines(md):
+            for m in re.finditer(r"`((?:minigpt|python) [^`]+)`", line):
+                out.append((md, i, m.group(1)))
+    return out
+
+
+def unknown_flags(words: list[str]) -> list[str]:
+    """The --options in `minigpt WORDS...` that its subcommand does not have (required arguments may be
+    left out: the prose names a command, it need not be complete)."""
+    from minigpt import cli
+
+    parser = cli.build_parser()
+    for w in words:
+        if w.startswith("-"):
+            break
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or w not in sub.choices:
+            break
+        parser = sub.choices[w]
+    flags = [w.split("=", 1)[0] for w in words if w.startswith("--")]
+    return [f for f in flags if f not in parser._option_string_actions]
+
+
+INLINE = inline_commands()
+
+
+@pytest.mark.parametrize("md,line,cmd", INLINE, ids=[f"{m.relative_to(ROOT)}:{n}:{c}" for m, n, c in INLINE])
+def test_inline_command_exists(md: Path, line: int, cmd: str):
+    words = shlex.split(cmd)
+    where = f"{md.relative_to(ROOT)}:{line}: `{cmd}`"
+    if words[0] == "minigpt":
+        from minigpt import cli
+
+        assert words[1] in cli.COMMANDS, f"{where}: minigpt has no subcommand {words[1]!r}"
+        assert not unknown_flags(words[1:]), f"{where}: unknown options {unknown_flags(words[1:])}"
+    for w in words[1:]:                              # paths into the repository must exist
+        if re.match(r"^(?:lessons|minigpt|benchmarks|tests)/\S+\.py$", w) or w == "lesson.py":
+            path = ROOT / w if w != "lesson.py" else md.parent / w
+            assert path.is_file(), f"{where}: {w} does not exist"
+
+
+def benchmark_mentions() -> list[tuple[Path, int, str, list[str]]]:
+    """`benchmarks/x.py --flag ...`, `python benchmarks/x.py ...` or a bare `x.py --flag` naming a script
+    in benchmarks/: (file, line, script, flags)."""
+    out = []
+    for md in MD_FILES:
+        for i, line in prose_lines(md):
+            for m in re.finditer(r"`(?:python )?(?:benchmarks/)?(\w+\.py)((?: [^`]*)?)`", line):
+                script = ROOT / "benchmarks" / m.group(1)
+                bare_ok = md in (ROOT / "README.md", ROOT / "benchmarks" / "README.md")   # else sampling.py
+                if script.is_file() and ("benchmarks/" in m.group(0) or bare_ok):        # may be minigpt's
+                    flags = re.findall(r"--[\w-]+", m.group(2))
+                    out.append((md, i, m.group(1), flags))
+    return out
+
+
+BENCH = [b for b in benchmark_mentions() if b[3]]
+
+
+@pytest.mark.parametrize("md,line,script,flags", BENCH,
+                         ids=[f"{m.relative_to(ROOT)}:{n}:{s} {' '.join(f)}" for m, n, s, f in BENCH])
+def test_benchmark_flags_exist(md: Path, line: int, script: str, flags: list[str]):
+    """The scripts' parsers live in their main(); an option they define appears in their source as "--x"."""
+    source = (ROOT / "benchmarks" / script).read_text(encoding="utf-8")
+    missing = [f for f in flags if f'"{f}"' not in source]
+    assert not missing, f"{md.relative_to(ROOT)}:{line}: benchmarks/{script} has no option {missing}"
+
+
 def test_command_checker_rejects_a_wrong_flag():
+    assert unknown_flags(["sample", "--checkpoint", "x", "--top_q", "3"]) == ["--top_q"]
+    assert unknown_flags(["lesson", "check", "04", "--impl", "f.py"]) == []
+    assert unknown_flags(["lesson", "check", "04", "--imp", "f.py"]) == ["--imp"]
     with pytest.raises(AssertionError, match="does not parse"):
         parse_like_cli(["sample", "--checkpoint", "runs/x", "--top_q", "3"])
     parse_like_cli(["sample", "--checkpoint", "runs/x", "--top-k", "3"])
