@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.gradcheck import check_layer, numeric_grad, rel_error, sampled_grad_errors
 
 
 def square_forward(x, w):
@@ -37,3 +37,20 @@ def test_check_layer_accepts_right_and_rejects_wrong_backward():
 def test_rel_error_edges():
     assert rel_error(np.zeros(3), np.zeros(3)) == 0.0
     assert rel_error(np.ones(3), -np.ones(3)) == 1.0
+
+
+def test_sampled_grad_errors_accepts_right_and_rejects_wrong_gradients():
+    rng = np.random.default_rng(0)
+    params = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    before = {k: v.copy() for k, v in params.items()}
+
+    def loss() -> float:                                   # sum(a^3) + sum(sin b)
+        return float(np.sum(params["a"] ** 3) + np.sum(np.sin(params["b"])))
+
+    right = {"a": 3 * params["a"] ** 2, "b": np.cos(params["b"])}
+    wrong = {"a": 2 * params["a"] ** 2, "b": np.cos(params["b"])}
+    ok = sampled_grad_errors(loss, params, right, samples=4, rng=np.random.default_rng(1))
+    bad = sampled_grad_errors(loss, params, wrong, samples=4, rng=np.random.default_rng(1))
+    assert set(ok) == {"a", "b"} and all(e < 1e-8 for e, _ in ok.values())
+    assert bad["a"][0] > 0.1 and bad["a"][1] > 0.1 and bad["b"][0] < 1e-8
+    assert all(np.array_equal(params[k], before[k]) for k in params)   # every nudge was undone

@@ -7,7 +7,7 @@ tests/test_lessons.py; here are the properties that need no reference.
 import numpy as np
 import pytest
 
-from minigpt.gradcheck import rel_error
+from minigpt.gradcheck import rel_error, sampled_grad_errors
 from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 
 # every size distinct: V 11, block 9, C 12, H 3 (D 4), L 2; batches B 2, T 5
@@ -36,23 +36,7 @@ def fd_errors(model: GPT, idx, targets, samples: int = 3, h: float = 1e-5, rng_s
 
     rng = None if rng_seed is None else np.random.default_rng(rng_seed)
     _, grads = model.loss_and_grads(idx, targets, rng=rng)
-    pick = np.random.default_rng(2)
-    out = {}
-    for name, p in model.params.items():
-        flat = p.reshape(-1)
-        where = pick.choice(flat.size, size=min(samples, flat.size), replace=False)
-        numeric = []
-        for i in where:
-            old = flat[i]
-            flat[i] = old + h
-            plus = loss()
-            flat[i] = old - h
-            minus = loss()
-            flat[i] = old
-            numeric.append((plus - minus) / (2 * h))
-        analytic = grads[name].reshape(-1)[where]
-        out[name] = (rel_error(analytic, np.array(numeric)), float(np.abs(analytic - numeric).max()))
-    return out
+    return sampled_grad_errors(loss, model.params, grads, samples, np.random.default_rng(2), h)
 
 
 def assert_fd_ok(errors):

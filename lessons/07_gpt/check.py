@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.gradcheck import rel_error
+from minigpt.gradcheck import rel_error, sampled_grad_errors
 from minigpt.grading import load_reference
 from minigpt.model import GPTConfig
 
@@ -135,22 +135,9 @@ def run(impl, g) -> None:
     with g.case(f"finite differences, {FD_SAMPLES} sampled entries of every parameter, float64"):
         params, config = _tiny()
         _, grads = impl.gpt_loss_and_grads(params, idx, targets, config)
-        rng = np.random.default_rng(0)
-        for name, p in params.items():
-            flat = p.reshape(-1)
-            picks = rng.choice(flat.size, size=min(FD_SAMPLES, flat.size), replace=False)
-            numeric = []
-            for i in picks:
-                old = flat[i]
-                flat[i] = old + FD_H
-                plus, _ = impl.gpt_loss_and_grads(params, idx, targets, config)
-                flat[i] = old - FD_H
-                minus, _ = impl.gpt_loss_and_grads(params, idx, targets, config)
-                flat[i] = old
-                numeric.append((plus - minus) / (2 * FD_H))
-            analytic = grads[name].reshape(-1)[picks]
-            err = rel_error(analytic, np.array(numeric))
-            diff = float(np.abs(analytic - np.array(numeric)).max())
+        errors = sampled_grad_errors(lambda: impl.gpt_loss_and_grads(params, idx, targets, config)[0],
+                                     params, grads, FD_SAMPLES, np.random.default_rng(0), FD_H)
+        for name, (err, diff) in errors.items():
             g.true(f"d {name}: relative error {err:.1e} < {FD_MAX:g} (or max |diff| {diff:.1e} < {FD_ABS:g})",
                    err < FD_MAX or diff < FD_ABS)
 

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigpt import hf, optim
-from minigpt.gradcheck import rel_error
+from minigpt.gradcheck import rel_error, sampled_grad_errors
 from minigpt.grading import load_reference
 from minigpt.model import GPT, GPTConfig, block_forward, count_params, flops_per_token, param_shapes
 from minigpt.paths import figures_dir, quick, shared_data
@@ -104,25 +104,13 @@ print(f"loss {loss:.12f} vs {float(ref['loss']):.12f}; worst gradient rel. error
 # Every parameter, three sampled entries, central differences of the loss in float64.
 
 # %%
-rng = np.random.default_rng(0)
-errors = {}
-for name, p in tiny.params.items():
-    flat = p.reshape(-1)
-    picks = rng.choice(flat.size, size=min(3, flat.size), replace=False)
-    numeric = []
-    for i in picks:
-        old = flat[i]
-        flat[i] = old + 1e-5
-        plus = tiny.loss(ref["idx"], ref["targets"])
-        flat[i] = old - 1e-5
-        minus = tiny.loss(ref["idx"], ref["targets"])
-        flat[i] = old
-        numeric.append((plus - minus) / 2e-5)
-    errors[name] = rel_error(grads[name].reshape(-1)[picks], np.array(numeric))
+# sampled_grad_errors nudges each picked entry by +-h in place, re-runs the loss, and restores it
+errors = sampled_grad_errors(lambda: tiny.loss(ref["idx"], ref["targets"]), tiny.params, grads,
+                             samples=3, rng=np.random.default_rng(0), h=1e-5)
 for name in ("wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.weight", "ln_f.bias"):
-    print(f"    {name:<26} relative error {errors[name]:.1e}")
+    print(f"    {name:<26} relative error {errors[name][0]:.1e}")
 print("c_attn.bias can show ~1: its key third has an exactly-zero gradient (softmax ignores a per-row shift),"
-      f" here {errors['h.0.attn.c_attn.bias']:.1e}")
+      f" here {errors['h.0.attn.c_attn.bias'][0]:.1e}")
 
 # %% [markdown]
 # ## 4. Greedy generation, with and without the KV cache
