@@ -11,9 +11,14 @@ benchmarks/README.md, data/README.md). The checks:
   `def`/`class` line (a single-line anchor may sit on its decorator). A link text that is a code span but
   names no definition in the target (`att *= scale`, `dv`) must appear, as written, in the anchored lines;
   a link text that *is* a line label (`L26–L28`, `line 263`) must equal the anchor;
+- a code span linked to a .py file without an anchor ([`couplets.split_couplets`](couplets.py)) is
+  defined in it;
 - every chapter has the contract's sections in order, and every `figures/*.png` it mentions exists;
-- every `minigpt ...` command shown in a bash block parses with `minigpt.cli`'s own parser (so subcommands
-  and flags exist), and the top-level README's Python blocks run when they need no network or weights.
+- every `minigpt ...` command in a bash block parses with `minigpt.cli`'s own parser, and every inline
+  `minigpt ...` names a real subcommand and its real options; repository paths in commands exist; the
+  options given to `benchmarks/*.py` exist in the script; the README shows every subcommand;
+- the top-level README's Python blocks run (the GPT-2 one on lesson 10's tiny GPT-2 folder, offline), and
+  every Python block compiles and imports only names minigpt has.
 
 What this does not check: whether prose *describes* the code correctly (a person reads that), and links to
 the web (the tests are offline).
