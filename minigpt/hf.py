@@ -171,6 +171,7 @@ def read_state(folder: str | Path) -> dict[str, np.ndarray]:
 
 def load_gpt2(folder: str | Path, dtype=np.float32) -> GPT:
     """A Hugging Face GPT-2 folder -> GPT with its weights, cast to dtype (writable arrays of their own)."""
+    folder = Path(folder).expanduser()   # "~/.cache/minigpt/models/gpt2" works as written
     config = read_config(folder)
     state = from_hf_state_dict(read_state(folder))
     order = list(param_shapes(config)) + sorted(set(state) - set(param_shapes(config)))   # GPT-2's order
@@ -197,7 +198,7 @@ def load_gpt2_tokenizer(folder: str | Path):
     """GPT-2's tokenizer from the same folder (vocab.json + merges.txt) -> minigpt.tokenizer.BPETokenizer."""
     from minigpt.tokenizer import BPETokenizer
 
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     for path in (vocab, merges):
         if not path.is_file():

@@ -219,7 +219,8 @@ print("row sums of a map (each query's weights sum to 1):", maps[0][0].sum(-1)[:
 # %% [markdown]
 # ## 7. Real GPT-2 (the article's example), when you have the files
 # With internet: `minigpt download gpt2 --dest gpt2` fetches config.json, model.safetensors, vocab.json
-# and merges.txt. Set MINIGPT_GPT2=gpt2 (the folder) and this cell continues "In the beginning..." greedily.
+# and merges.txt. Set MINIGPT_GPT2 to that folder's full path and this cell continues "In the beginning..."
+# greedily.
 
 # %%
 folder = os.environ.get("MINIGPT_GPT2")
