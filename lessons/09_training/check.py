@@ -22,12 +22,21 @@ Tolerances (float64):
                            weights and optimizer state, then 10 more, must give the straight run's losses
                            bit for bit - the property a checkpoint relies on
 
+The laptop band. If a `minigpt train --preset baby` run exists (runs/baby, or the folder in
+$MINIGPT_BABY_RUN), its val loss at every evaluation (iterations 0, 250, ..., 2000) must lie within the
+band of reference/laptop.json, which make_laptop_reference.py wrote by training nanoGPT's recipe in PyTorch on
+several seeds: mean +- max(3 x the seeds' standard deviation, 0.05). A run with other settings than the
+recipe, or no run at all, is skipped (with the command to make one); a run cut short is compared as far as
+it got.
+
 What it does not check: checkpoint files, Ctrl-C or kill -9 (tests/test_train.py does, on minigpt), dropout
 (torch's masks cannot match ours), speed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +46,8 @@ from minigpt.grading import load_reference
 IMPL = "minigpt.train"
 REF = Path(__file__).resolve().parent / "reference"
 RTOL_LOSS, RTOL_W, ATOL_W = 1e-12, 1e-7, 1e-9
+BAND_SIGMAS, BAND_FLOOR = 3.0, 0.05   # laptop band: mean +- max(3 std over seeds, 0.05) nats
+BABY_RUN_ENV = "MINIGPT_BABY_RUN"     # a run folder to compare instead of runs/baby
 
 
 def _setup(ref: dict, meta: dict):
@@ -129,3 +140,53 @@ def run(impl, g) -> None:
         loss, _ = impl.train_step(model, opt, [(ref["x"][0, 0], ref["y"][0, 0])], meta["grad_clip"])
         same = all(np.array_equal(before[k], v, equal_nan=True) for k, v in model.params.items())
         g.true("loss is NaN and no weight changed", bool(np.isnan(loss)) and same, f"loss {loss}")
+
+    check_laptop_band(g)
+
+
+def _baby_run() -> Path:
+    from minigpt.paths import REPO_ROOT
+
+    return Path(os.environ.get(BABY_RUN_ENV) or REPO_ROOT / "runs" / "baby")
+
+
+def check_laptop_band(g) -> None:
+    """A learner's baby run (log.jsonl) against the PyTorch nanoGPT band in reference/laptop.json."""
+    ref = load_reference(__file__, "laptop.json")
+    run = _baby_run()
+    how = ("minigpt prepare shakespeare_char && minigpt train --preset baby --out runs/baby "
+           f"(or set {BABY_RUN_ENV} to a run folder)")
+    log = run / "log.jsonl"
+    if not log.is_file():
+        g.skip("baby run vs the laptop band", f"no run at {run}: {how}")
+        return
+    states = [d / "state.json" for d in (run / "last", run / "best") if (d / "state.json").is_file()]
+    state = states[0] if states else None
+    if state is not None:
+        cfg = json.loads(state.read_text(encoding="utf-8")).get("train_config", {})
+        differ = {k: (cfg.get(k), v) for k, v in ref["recipe"].items() if cfg.get(k) != v}
+        if differ:
+            g.skip("baby run vs the laptop band", f"{run} is not the baby recipe (setting: run, recipe): "
+                   f"{differ}; {how}")
+            return
+    evals = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue                                   # a line cut short by kill -9
+        if rec.get("kind") == "eval":
+            evals[rec["iter"]] = rec["val_loss"]
+    val = ref["summary"]["val_loss"]
+    with g.case(f"baby run {run} vs PyTorch nanoGPT ({len(ref['seeds'])} seeds)"):
+        compared = 0
+        for i, it in enumerate(ref["iters"]):
+            if it not in evals:
+                continue
+            compared += 1
+            band = max(BAND_SIGMAS * val["std"][i], BAND_FLOOR)
+            lo, hi = val["mean"][i] - band, val["mean"][i] + band
+            g.true(f"val loss at iter {it} in [{lo:.3f}, {hi:.3f}]", lo <= evals[it] <= hi,
+                   f"got {evals[it]:.4f}")
+        g.true("at least one evaluation at the reference's iterations", compared > 0,
+               f"{log} has evaluations at {sorted(evals)}, the reference at {ref['iters']}")
