@@ -152,21 +152,24 @@ def _baby_run() -> Path:
 
 def check_laptop_band(g) -> None:
     """A learner's baby run (log.jsonl) against the PyTorch nanoGPT band in reference/laptop.json."""
-    ref = load_reference(__file__, "laptop.json")
-    run = _baby_run()
+    with g.case("the laptop band (reference/laptop.json)"):
+        ref = load_reference(__file__, "laptop.json")
+        _compare_baby_run(g, ref, _baby_run())
+
+
+def _compare_baby_run(g, ref: dict, run: Path) -> None:
     how = ("minigpt prepare shakespeare_char && minigpt train --preset baby --out runs/baby "
            f"(or set {BABY_RUN_ENV} to a run folder)")
     log = run / "log.jsonl"
     if not log.is_file():
-        g.skip("baby run vs the laptop band", f"no run at {run}: {how}")
+        g.skip("a baby run's val loss", f"no run at {run}: {how}")
         return
     states = [d / "state.json" for d in (run / "last", run / "best") if (d / "state.json").is_file()]
-    state = states[0] if states else None
-    if state is not None:
-        cfg = json.loads(state.read_text(encoding="utf-8")).get("train_config", {})
+    if states:
+        cfg = json.loads(states[0].read_text(encoding="utf-8")).get("train_config", {})
         differ = {k: (cfg.get(k), v) for k, v in ref["recipe"].items() if cfg.get(k) != v}
         if differ:
-            g.skip("baby run vs the laptop band", f"{run} is not the baby recipe (setting: run, recipe): "
+            g.skip("a baby run's val loss", f"{run} is not the baby recipe (setting: run's, recipe's): "
                    f"{differ}; {how}")
             return
     evals = {}
@@ -178,15 +181,14 @@ def check_laptop_band(g) -> None:
         if rec.get("kind") == "eval":
             evals[rec["iter"]] = rec["val_loss"]
     val = ref["summary"]["val_loss"]
-    with g.case(f"baby run {run} vs PyTorch nanoGPT ({len(ref['seeds'])} seeds)"):
-        compared = 0
-        for i, it in enumerate(ref["iters"]):
-            if it not in evals:
-                continue
-            compared += 1
-            band = max(BAND_SIGMAS * val["std"][i], BAND_FLOOR)
-            lo, hi = val["mean"][i] - band, val["mean"][i] + band
-            g.true(f"val loss at iter {it} in [{lo:.3f}, {hi:.3f}]", lo <= evals[it] <= hi,
-                   f"got {evals[it]:.4f}")
-        g.true("at least one evaluation at the reference's iterations", compared > 0,
-               f"{log} has evaluations at {sorted(evals)}, the reference at {ref['iters']}")
+    compared = 0
+    for i, it in enumerate(ref["iters"]):
+        if it not in evals:
+            continue
+        compared += 1
+        band = max(BAND_SIGMAS * val["std"][i], BAND_FLOOR)
+        lo, hi = val["mean"][i] - band, val["mean"][i] + band
+        g.true(f"{run}: val loss at iter {it} in [{lo:.3f}, {hi:.3f}] (PyTorch nanoGPT, "
+               f"{len(ref['seeds'])} seeds)", lo <= evals[it] <= hi, f"got {evals[it]:.4f}")
+    g.true("at least one evaluation at the reference's iterations", compared > 0,
+           f"{log} has evaluations at {sorted(evals)}, the reference at {ref['iters']}")

@@ -165,6 +165,19 @@ def train_one(seed: int, text_path: Path, gelu: str) -> dict:
         model.train()
         return out
 
+    @torch.no_grad()
+    def full_val_loss(model) -> float:
+        """The mean loss over every token of val, in back-to-back windows of T (the last partial one too)."""
+        model.eval()
+        d = torch.from_numpy(data["val"].astype(np.int64))
+        total, count = 0.0, 0
+        for start in range(0, len(d) - 1, T):           # every val token is predicted exactly once
+            end = min(start + T, len(d) - 1)
+            total += model(d[start:end][None], d[start + 1:end + 1][None]).item() * (end - start)
+            count += end - start
+        model.train()
+        return total / count
+
     def get_lr(it: int) -> float:
         if it < r["warmup_iters"]:
             return r["lr"] * (it + 1) / (r["warmup_iters"] + 1)
@@ -204,7 +217,10 @@ def train_one(seed: int, text_path: Path, gelu: str) -> dict:
         opt.zero_grad(set_to_none=True)
         step_s += time.perf_counter() - t0
         it += 1
-    return {"seed": seed, "evals": evals, "wall_s": round(time.perf_counter() - t_start, 1),
+    wall = time.perf_counter() - t_start
+    full = full_val_loss(model)
+    print(f"seed {seed}: val loss over the whole val split {full:.4f}", flush=True)
+    return {"seed": seed, "evals": evals, "val_loss_full": full, "wall_s": round(wall, 1),
             "ms_per_iter": round(1000 * step_s / r["max_iters"], 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "vocab_size": V, "train_tokens": len(data["train"]), "val_tokens": len(data["val"])}
@@ -254,6 +270,13 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> dict:
         "iters": iters,
         "summary": table,
         "spread": "std over seeds (ddof=1); min and max over seeds",
+        "val_loss_full": {"what": "after the last iteration, the mean loss over every token of the val "
+                          "split (back-to-back windows of block_size): the 20-batch estimate without its "
+                          "sampling noise",
+                          "per_seed": [round(res["val_loss_full"], 4) for res in runs],
+                          "mean": round(float(np.mean([res["val_loss_full"] for res in runs])), 4),
+                          "std": round(float(np.std([res["val_loss_full"] for res in runs], ddof=1)), 4)
+                          if len(runs) > 1 else 0.0},
         "runs": runs,
         "machine": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
                     "threads_per_run": 1, "runs_at_once": args.jobs, "cpu": platform.processor() or
