@@ -25,9 +25,14 @@ Tolerances (float64):
 The laptop band. If a `minigpt train --preset baby` run exists (runs/baby, or the folder in
 $MINIGPT_BABY_RUN), its val loss at every evaluation (iterations 0, 250, ..., 2000) must lie within the
 band of reference/laptop.json, which make_laptop_reference.py wrote by training nanoGPT's recipe in PyTorch on
-several seeds: mean +- max(3 x the seeds' standard deviation, 0.05). A run with other settings than the
-recipe, or no run at all, is skipped (with the command to make one); a run cut short is compared as far as
-it got.
+several seeds: mean +- max(3 x the seeds' standard deviation, 0.08). Why 0.08: one run's val loss is a
+20-batch estimate, which moves by +-0.015 (std) when only the batches are redrawn, and the seed adds about
++-0.01; over PyTorch's 9 seeds and minigpt's 4 a single run's std is 0.015-0.021 at every evaluation but
+iteration 500 (0.03: runs leave the bigram plateau at different moments), so 0.08 is 4 standard deviations
+(2.7 at iteration 500). It catches gross errors (a loss that does not fall, or falls too far: a peek at
+future tokens), not differences of a few hundredths; for those, compare whole-val losses over seeds as the
+README does. A run with other settings than the recipe, or no run at all, is skipped (with the command to
+make one); a run cut short is compared as far as it got.
 
 What it does not check: checkpoint files, Ctrl-C or kill -9 (tests/test_train.py does, on minigpt), dropout
 (torch's masks cannot match ours), speed.
@@ -46,7 +51,7 @@ from minigpt.grading import load_reference
 IMPL = "minigpt.train"
 REF = Path(__file__).resolve().parent / "reference"
 RTOL_LOSS, RTOL_W, ATOL_W = 1e-12, 1e-7, 1e-9
-BAND_SIGMAS, BAND_FLOOR = 3.0, 0.05   # laptop band: mean +- max(3 std over seeds, 0.05) nats
+BAND_SIGMAS, BAND_FLOOR = 3.0, 0.08   # laptop band: mean +- max(3 std over seeds, 0.08) nats
 BABY_RUN_ENV = "MINIGPT_BABY_RUN"     # a run folder to compare instead of runs/baby
 
 
