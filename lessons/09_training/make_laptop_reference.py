@@ -247,6 +247,8 @@ def run_seeds(args: argparse.Namespace) -> list[dict]:
             if proc.returncode != 0:
                 raise SystemExit(f"seed {seed} failed (exit {proc.returncode})")
             results.append(json.loads(out.read_text(encoding="utf-8")))
+            out.unlink()
+    tmp.rmdir()
     return sorted(results, key=lambda res: res["seed"])
 
 
