@@ -1,7 +1,8 @@
 """Where things live: the repository's lessons/ and data/ folders, and the shared test corpora.
 
 minigpt is meant to be used from a clone (`pip install -e .`), so the lessons and data folders sit
-next to the package. This file only finds folders; it never creates or downloads anything.
+next to the package. This file only finds folders (figures_dir also creates a lesson's figures/); it
+downloads nothing.
 """
 
 from __future__ import annotations
