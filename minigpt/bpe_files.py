@@ -99,7 +99,7 @@ def read_gpt2_files(encoder_json: str | Path, vocab_bpe: str | Path
     encoder_json, vocab_bpe = Path(encoder_json), Path(vocab_bpe)
     try:
         encoder = json.loads(encoder_json.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{encoder_json}: not valid JSON ({exc})") from exc
     except OSError as exc:
         raise FileNotFoundError(f"cannot read {encoder_json}: {exc}") from exc
@@ -114,6 +114,8 @@ def read_gpt2_files(encoder_json: str | Path, vocab_bpe: str | Path
 
     try:
         lines = vocab_bpe.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{vocab_bpe}: not UTF-8 text ({exc}); is this GPT-2's vocab.bpe?") from exc
     except OSError as exc:
         raise FileNotFoundError(f"cannot read {vocab_bpe}: {exc}") from exc
     merges: dict[Pair, int] = {}
@@ -142,7 +144,7 @@ def read_gpt2_files(encoder_json: str | Path, vocab_bpe: str | Path
 def read_json(path: Path, fmt: str, fields: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc}); was it truncated or edited by hand?") from exc
     except OSError as exc:
         raise FileNotFoundError(f"cannot read tokenizer file {path}: {exc}") from exc

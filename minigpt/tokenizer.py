@@ -63,7 +63,7 @@ class BPETokenizer:
 
     def __init__(self, merges: dict[Pair, int], special_tokens: dict[str, int] | None = None,
                  pattern: str | None = "gpt2", byte_ids: list[int] | None = None, source: str = "tokenizer"):
-        if pattern is not None and pattern not in PATTERNS:
+        if pattern is not None and (not isinstance(pattern, str) or pattern not in PATTERNS):
             raise ValueError(f"{source}: pattern must be one of {sorted(PATTERNS)} or None, got {pattern!r}")
         self.merges = dict(merges)
         self.special_tokens = dict(special_tokens or {})

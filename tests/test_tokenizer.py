@@ -271,7 +271,13 @@ def test_from_gpt2_files_matches_from_tiktoken(gpt2, tmp_path):
     (tmp_path / "vocab.bpe").write_text("#version: 0.2\nĠ zzzq\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not in encoder.json"):
         BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    (tmp_path / "vocab.bpe").write_bytes(b"#version: 0.2\n\xff \xfe\n")
+    with pytest.raises(ValueError, match="vocab.bpe: not UTF-8"):
+        BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
     (tmp_path / "encoder.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="encoder.json: not valid JSON"):
+        BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
+    (tmp_path / "encoder.json").write_bytes(b"\xff")
     with pytest.raises(ValueError, match="encoder.json: not valid JSON"):
         BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
 
@@ -310,6 +316,7 @@ def _corrupt(tmp_path, trained, edit):
     (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must follow"),
     (lambda d: d["byte_ids"].__setitem__(0, 1), "byte_ids must list"),
     (lambda d: d.update(pattern="nope"), "pattern must be one of"),
+    (lambda d: d.update(pattern=["gpt2"]), "pattern must be one of"),
     (lambda d: d.update(vocab_size=321), "says vocab_size 321 but holds 320"),
 ])
 def test_malformed_tokenizer_files(tmp_path, trained, edit, message):
@@ -327,6 +334,9 @@ def test_truncated_json_and_missing_file(tmp_path, trained):
         BPETokenizer.load(tmp_path / "tok.json")
     with pytest.raises(FileNotFoundError, match="nothere.json"):
         BPETokenizer.load(tmp_path / "nothere.json")
+    (tmp_path / "tok.json").write_bytes(b"\xff\xfe{}")                     # not UTF-8 (a UTF-16 BOM)
+    with pytest.raises(ValueError, match="tok.json: not valid JSON"):
+        BPETokenizer.load(tmp_path / "tok.json")
 
 
 def _tiktoken_lines():
