@@ -12,7 +12,7 @@ past), the queries are the *last* Tq positions, so query i sees keys 0..(Tk - Tq
 Softmax backward, for one row p = softmax(s) and upstream dp:  ds = p * (dp - sum(dp * p)).
 Masked entries have p = 0, so they get no gradient without any special case.
 
-Not here: the KV cache's bookkeeping (sampling.py / model.py) and dropout on the c_proj output (model.py).
+Not here: the KV cache's bookkeeping (kv_cache.py) and dropout on the c_proj output (model.py).
 """
 
 from __future__ import annotations
