@@ -94,8 +94,7 @@ def attention_forward(x: np.ndarray, c_attn_weight: np.ndarray, c_attn_bias: np.
 def attention_backward(dout: np.ndarray, cache):
     """dout (B, T, C) -> dx, dc_attn_weight, dc_attn_bias, dc_proj_weight, dc_proj_bias."""
     attn_cache, sdpa_cache, proj_cache = cache
-    B, T, C = dout.shape
-    H = sdpa_cache[0].shape[1]
+    H = sdpa_cache[0].shape[1]                                             # q (B, H, T, D) holds H
     dy, dc_proj_weight, dc_proj_bias = linear_backward(dout, proj_cache)   # dy (B, T, C)
     dq, dk, dv = sdpa_backward(split_heads(dy, H), sdpa_cache)             # 3 x (B, H, T, D)
     dqkv = np.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)], axis=-1)   # (B, T, 3C)
