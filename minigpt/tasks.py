@@ -32,13 +32,14 @@ row, or the training loop (train.py runs it; finetune.py hands it these batches)
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from minigpt.atomic import write_text_atomic
 
 IGNORE_INDEX = -100   # the loss skips targets equal to this (torch's default for cross_entropy)
 END = "\n"            # appended to every response: the end token the model learns to emit
@@ -65,11 +66,15 @@ def read_jsonl(path: str | Path) -> list[Example]:
         raise FileNotFoundError(f"task file {path} not found: write one JSON object per line with "
                                 "'prompt' and 'response' strings, or run `minigpt prepare tang_couplets`")
     examples = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue                                  # blank lines (e.g. a final newline) are fine
-            examples.append(parse_line(line, f"{path}:{number}"))
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue                                      # blank lines (e.g. a final newline) are fine
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TaskError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
+                            "line); task files are UTF-8, convert this one first") from None
+        examples.append(parse_line(line, f"{path}:{number}"))
     if not examples:
         raise TaskError(f"{path}: no examples (the file is empty)")
     return examples
@@ -99,15 +104,11 @@ def write_jsonl(path: str | Path, pairs: Iterable[Example | tuple[str, str]]) ->
     """Write pairs as JSONL (UTF-8, Chinese kept readable), atomically; returns the number of lines."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for pair in pairs:
-            prompt, response = (pair.prompt, pair.response) if isinstance(pair, Example) else pair
-            f.write(json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)                                 # readers never see a half-written file
-    return n
+    pairs = [(pair.prompt, pair.response) if isinstance(pair, Example) else pair for pair in pairs]
+    lines = [json.dumps({"prompt": prompt, "response": response}, ensure_ascii=False) + "\n"
+             for prompt, response in pairs]
+    write_text_atomic(path, "".join(lines))               # readers never see a half-written file
+    return len(lines)
 
 
 # ---- tokens ----------------------------------------------------------------------------------------------

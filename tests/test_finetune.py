@@ -54,6 +54,21 @@ def test_a_malformed_line_names_file_and_line(tmp_path, line, message):
     assert message in str(err.value)
 
 
+def test_a_line_that_is_not_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "x", "response": "y"}\r\n{"prompt": "caf\xe9", "response": "y"}\n')
+    with pytest.raises(TaskError, match=f"{path}:2: not UTF-8"):
+        read_jsonl(path)
+
+
+def test_written_lines_read_back(tmp_path):
+    pairs = [Example("秦川雄帝宅，", "函谷壯皇居。"), ("a", "b\nc")]
+    assert tasks.write_jsonl(tmp_path / "t.jsonl", pairs) == 2
+    got = read_jsonl(tmp_path / "t.jsonl")
+    assert [(e.prompt, e.response) for e in got] == [("秦川雄帝宅，", "函谷壯皇居。"), ("a", "b\nc")]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]                  # no temporary file left
+
+
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="prepare tang_couplets"):
         read_jsonl(tmp_path / "nope.jsonl")
