@@ -122,9 +122,9 @@ def cached_attention_forward(x: np.ndarray, c_attn_weight: np.ndarray, c_attn_bi
 
 
 # ---- the hot path of generation: one token, one sequence ---------------------------------------------
-_NAMES = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-          "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-          "mlp.c_proj.weight", "mlp.c_proj.bias")
+BLOCK_NAMES = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+               "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+               "mlp.c_proj.weight", "mlp.c_proj.bias")     # a block's parameters, short names (model.py too)
 
 
 def _layernorm_1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, eps: float) -> np.ndarray:
@@ -138,8 +138,8 @@ def _layernorm_1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, ep
 
 
 def layer_params(model) -> list[tuple]:
-    """Each block's twelve arrays in _NAMES order (None for absent biases): look them up once per run."""
-    return [tuple(model.params.get(f"h.{i}.{n}") for n in _NAMES) for i in range(model.config.n_layer)]
+    """Each block's twelve arrays in BLOCK_NAMES order (None for absent biases): look them up once per run."""
+    return [tuple(model.params.get(f"h.{i}.{n}") for n in BLOCK_NAMES) for i in range(model.config.n_layer)]
 
 
 def prefill(model, idx: np.ndarray, cache: KVCache, layers: list[tuple] | None = None) -> np.ndarray:
@@ -158,7 +158,7 @@ def prefill(model, idx: np.ndarray, cache: KVCache, layers: list[tuple] | None =
         layers = layer_params(model)
     x, _ = embedding_forward(idx, params["wte.weight"], params["wpe.weight"], len(cache))   # (1, T, C)
     for i, arrays in enumerate(layers):
-        x, _ = block_forward(x, dict(zip(_NAMES, arrays, strict=True)), config, kv_cache=cache, layer=i)
+        x, _ = block_forward(x, dict(zip(BLOCK_NAMES, arrays, strict=True)), config, kv_cache=cache, layer=i)
     cache.advance(idx.shape[1])                                 # every layer has appended: commit
     x, _ = layernorm_forward(x[:, -1], params["ln_f.weight"], params.get("ln_f.bias"),
                              config.layer_norm_epsilon)         # (1, C) the last position only

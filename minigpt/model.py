@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minigpt.kv_cache import KVCache, cached_attention_forward
+from minigpt.kv_cache import BLOCK_NAMES, KVCache, cached_attention_forward
 from minigpt.layers import (
     attention_backward,
     attention_forward,
@@ -156,10 +156,7 @@ def check_idx(idx: np.ndarray, config: GPTConfig, start: int = 0) -> None:
 
 def _block_params(params: Params, i: int) -> dict[str, np.ndarray | None]:
     """Block i's parameters under their short names ("ln_1.weight", ...); None for absent biases."""
-    names = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-             "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-             "mlp.c_proj.weight", "mlp.c_proj.bias")
-    return {n: params.get(f"h.{i}.{n}") for n in names}
+    return {n: params.get(f"h.{i}.{n}") for n in BLOCK_NAMES}
 
 
 # ---- one block ----------------------------------------------------------------------------------------
