@@ -108,11 +108,14 @@ def config_from_hf(cfg: Mapping, where: str = "config.json") -> GPTConfig:
     positions = cfg.get("n_positions", cfg.get("n_ctx"))
     if positions is None:
         raise ValueError(f"{where}: neither 'n_positions' nor 'n_ctx' is given (the context length)")
-    # minigpt has one dropout rate for embeddings, attention and residuals; GPT-2 uses 0.1 for all three.
-    dropout = max(float(cfg.get(k, 0.1)) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"))
-    return GPTConfig(vocab_size=cfg["vocab_size"], block_size=positions, n_layer=cfg["n_layer"],
-                     n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=dropout, bias=True,
-                     layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)))
+    try:
+        # minigpt has one dropout rate for embeddings, attention and residuals; GPT-2 uses 0.1 for all three.
+        dropout = max(float(cfg.get(k, 0.1)) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"))
+        return GPTConfig(vocab_size=cfg["vocab_size"], block_size=positions, n_layer=cfg["n_layer"],
+                         n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=dropout, bias=True,
+                         layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)))
+    except (TypeError, ValueError) as exc:            # a field of the wrong type, e.g. "n_layer": "12"
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def config_to_hf(config: GPTConfig, dtype: np.dtype) -> dict:
@@ -154,13 +157,18 @@ def read_state(folder: str | Path) -> dict[str, np.ndarray]:
     if single.is_file():
         return safetensors.load(single, mmap=True)
     if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        try:
+            index_data = json.loads(index.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{index}: not valid JSON ({exc})") from None
+        weight_map = index_data.get("weight_map") if isinstance(index_data, dict) else None
         if not isinstance(weight_map, dict):
             raise ValueError(f"{index}: no 'weight_map' object")
+        bad = [s for s in weight_map.values() if not isinstance(s, str) or Path(s).name != s]
+        if bad:
+            raise ValueError(f"{index}: shard name {bad[0]!r} is not a plain file name in the folder")
         state: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
-            if not isinstance(shard, str) or Path(shard).name != shard:
-                raise ValueError(f"{index}: shard name {shard!r} is not a plain file name in the folder")
             state |= safetensors.load(folder / shard, mmap=True)
         return state
     if (folder / "pytorch_model.bin").is_file():

@@ -154,6 +154,10 @@ def test_broken_folders_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="JSON object"):
         hf.load_gpt2(folder)
     shutil.copy(TINY_HF / "config.json", folder / "config.json")
+    edit_config(folder, resid_pdrop="high")                         # a field of the wrong type
+    with pytest.raises(ValueError, match="config.json: could not convert"):
+        hf.load_gpt2(folder)
+    shutil.copy(TINY_HF / "config.json", folder / "config.json")
     edit_config(folder, n_embd=24, n_head=3)                        # weights of another size
     with pytest.raises(ValueError, match="does not match config.json"):
         hf.load_gpt2(folder)
@@ -191,6 +195,12 @@ def test_sharded_checkpoint(tmp_path):
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"wte.weight": "../x"}}))
     with pytest.raises(ValueError, match="plain file name"):
         hf.load_gpt2(folder)
+    for bad_index, message in [("{not json", "not valid JSON"), ("[1]", "no 'weight_map'"),
+                               ('{"weight_map": {"a": 1, "b": "x"}}', "shard name 1 is not a plain")]:
+        (folder / "model.safetensors.index.json").write_text(bad_index)
+        with pytest.raises(ValueError, match=message) as info:
+            hf.load_gpt2(folder)
+        assert "model.safetensors.index.json" in str(info.value)
 
 
 def test_state_dict_conversion_for_params_and_grads():
