@@ -302,7 +302,7 @@ class GPT:
         return count_params(self.config, non_embedding)
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
-        """Training FLOPs per token, 6 N + 12 L C T: see flops_per_token(config) below."""
+        """Training FLOPs per token, 6 N + 12 L C T: see the module-level flops_per_token(config)."""
         return flops_per_token(self.config, seq_len)
 
 
