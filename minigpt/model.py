@@ -232,7 +232,6 @@ def gpt_loss_and_grads(params: Params, idx: np.ndarray, targets: np.ndarray, con
     check_idx(idx, config)
     eps, pdrop = config.layer_norm_epsilon, config.dropout
     wte = params["wte.weight"]                                                         # (V, C)
-    B, T = idx.shape
     V, C = wte.shape
 
     # ---- forward, keeping what each backward needs ----
