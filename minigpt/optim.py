@@ -20,7 +20,7 @@ never biases or LayerNorm gains - nanoGPT's rule. torch decays every tensor it i
 the parameters into two param groups (one with weight_decay=0.0), which is how the lesson's reference does it.
 
 Arrays of any float dtype work and keep their dtype (float32 for training, float64 for checks). The step
-reuses one scratch buffer, so it allocates nothing per iteration even on GPT-2's 124M parameters.
+reuses one scratch buffer and allocates nothing per iteration (only L2 weight decay in SGD/Adam copies g).
 
 `state_dict()` is a flat dict of plain ndarrays and numbers ("step", "lr", "exp_avg.wte.weight", ...):
 `np.savez(path, **opt.state_dict())` stores it without pickle, `opt.load_state_dict(dict(np.load(path)))`
