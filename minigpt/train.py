@@ -48,8 +48,8 @@ from minigpt.model import GPT, GPTConfig
 from minigpt.paths import data_dir
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-# Keys that may change on --resume without breaking exactness (they don't touch weights or random draws).
 PLOT_EVERY_S = 10.0  # redraw loss.png at an evaluation only if the last drawing is older than this
+# Keys that may change on --resume without breaking exactness (they don't touch weights or random draws).
 RESUME_SAFE = {"max_iters", "eval_interval", "eval_iters", "log_interval", "checkpoint_interval",
                "sample_tokens", "sample_prompt", "temperature", "top_k", "patience"}
 
