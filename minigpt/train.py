@@ -394,6 +394,8 @@ def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray,
     of the mean of the n losses - what one batch n times bigger gives, in 1/n of the memory.
     grad_clip 0 means no clipping. The weights are not touched when the loss or the norm is not finite.
     """
+    if not batches:
+        raise ValueError("train_step needs at least one (x, y) batch")
     total, loss_sum = None, 0.0
     scale = 1.0 / len(batches)
     for x, y in batches:
@@ -406,7 +408,6 @@ def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray,
                     g *= scale
         else:
             optim.accumulate(total, grads, scale)
-    assert total is not None, "train_step needs at least one (x, y) batch"
     loss = loss_sum * scale
     if grad_clip > 0:
         norm = optim.clip_grad_norm(total, grad_clip)
