@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from minigpt import safetensors
+from minigpt.atomic import write_bytes_atomic
 from minigpt.data import Tokenizer, load_tokenizer
 from minigpt.model import GPT, GPTConfig
 
@@ -68,8 +69,8 @@ def save(folder: str | Path, model: GPT, optimizer_state: dict[str, Any], state:
         safetensors.save(moments, tmp / "optimizer.safetensors")
         full = {"format": FORMAT, "version": VERSION, **state,
                 "optimizer": {"step": int(optimizer_state["step"]), "lr": float(optimizer_state["lr"])}}
-        _write(tmp / "state.json", json.dumps(full, indent=1).encode("utf-8"))
-        _write(tmp / "tokenizer.json", Path(tokenizer_file).read_bytes())
+        write_bytes_atomic(tmp / "state.json", json.dumps(full, indent=1).encode("utf-8"))
+        write_bytes_atomic(tmp / "tokenizer.json", Path(tokenizer_file).read_bytes())
         if old.exists():
             shutil.rmtree(old)
         if folder.exists():
@@ -109,8 +110,9 @@ def load(folder: str | Path) -> Checkpoint:
     for key, kind in need.items():
         if not isinstance(state, dict) or not isinstance(state.get(key), kind):
             raise CheckpointError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    if state["format"] != FORMAT:
-        raise CheckpointError(f"{path}: format {state['format']!r} is not {FORMAT!r}")
+    if state["format"] != FORMAT or state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: format {state['format']!r} version {state.get('version')!r}; this "
+                              f"minigpt reads {FORMAT!r} version {VERSION}")
     try:
         config = GPTConfig(**state["model_config"])
     except (TypeError, ValueError) as exc:
@@ -140,19 +142,12 @@ def load(folder: str | Path) -> Checkpoint:
 def _load_tensors(path: Path) -> dict[str, np.ndarray]:
     try:
         tensors = safetensors.load(path)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+    except (OSError, ValueError) as exc:              # both name the file already
+        raise CheckpointError(str(exc)) from None
     for name, arr in tensors.items():
         if not np.all(np.isfinite(arr)):
             raise CheckpointError(f"{path}: tensor {name} contains NaN or inf; use an earlier checkpoint")
     return tensors
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

@@ -192,6 +192,10 @@ def test_damaged_checkpoints_are_clear_errors(env):
         checkpoint.load(out / "last")
     with pytest.raises(checkpoint.CheckpointError, match="cannot resume"):
         run(smoke(max_iters=10), out, resume=True)
+    state = json.loads((out / "best" / "state.json").read_text(encoding="utf-8"))
+    (out / "best" / "state.json").write_text(json.dumps(state | {"version": 2}), encoding="utf-8")
+    with pytest.raises(checkpoint.CheckpointError, match="state.json: .* version 2; this minigpt reads"):
+        checkpoint.load(out / "best")
     (out / "best" / "state.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(checkpoint.CheckpointError, match="state.json"):
         checkpoint.load(out / "best")
