@@ -209,11 +209,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if args.checkpoint:
         from minigpt import checkpoint
+        from minigpt.finetune import resolve_checkpoint
 
-        folder = Path(args.checkpoint)
-        if not (folder / "state.json").is_file() and (folder / "last").exists() | (folder / "best").exists():
-            folder = folder / ("best" if (folder / "best" / "state.json").is_file() else "last")   # a run
-        ckpt = checkpoint.load(folder)
+        ckpt = checkpoint.load(resolve_checkpoint(args.checkpoint))   # a run folder: its best/, else last/
         model, tok = ckpt.model, ckpt.tokenizer
         eos = getattr(tok, "special_tokens", {}).get(EOT)
     else:
