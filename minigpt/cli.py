@@ -171,7 +171,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 130 if summary["interrupted"] else 0
 
 
-
 # ---- minigpt sample (--checkpoint runs/NAME | --hf DIR) [--prompt TEXT] ... -----------------------------
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate text from a trained checkpoint or a GPT-2 folder",
