@@ -128,8 +128,9 @@ def load_meta(folder: str | Path) -> dict[str, Any]:
     for key, kind in need.items():
         if not isinstance(meta, dict) or not isinstance(meta.get(key), kind):
             raise DataError(f"{path}: field {key!r} is missing or not a {kind.__name__}; prepare it again")
-    if meta["format"] != META_FORMAT:
-        raise DataError(f"{path}: format {meta['format']!r} is not {META_FORMAT!r}")
+    if meta["format"] != META_FORMAT or meta.get("version") != META_VERSION:
+        raise DataError(f"{path}: format {meta['format']!r} version {meta.get('version')!r}; this minigpt "
+                        f"reads {META_FORMAT!r} version {META_VERSION}: prepare the dataset again")
     if meta["dtype"] not in ("uint16", "uint32"):
         raise DataError(f"{path}: dtype must be uint16 or uint32, got {meta['dtype']!r}")
     return meta

@@ -113,6 +113,12 @@ def test_malformed_inputs_are_clear_errors(data_root, tmp_path):
         recipes.prepare("wikipedia", log=quiet)
     with pytest.raises(DataError, match="minigpt prepare"):
         load_meta(data_root / "never_prepared")
+    folder = tmp_path / "future"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"format": "minigpt-data", "version": 2, "dtype": "uint16",
+                                                  "vocab_size": 5, "train_tokens": 1, "val_tokens": 1}))
+    with pytest.raises(DataError, match="meta.json: .* version 2; this minigpt reads"):
+        load_meta(folder)
 
 
 def test_offline_without_file_says_what_to_do(data_root):
