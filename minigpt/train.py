@@ -231,7 +231,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
             raise checkpoint.CheckpointError(f"cannot resume: {exc}. Start without --resume to begin a new "
                                              f"run") from None
         _check_resume(cfg, ckpt.state["train_config"], log)
-    elif checkpoint.FILES[0] in {p.name for p in (out / "last").glob("*")} or (out / ".last.old").exists():
+    elif (out / "last" / checkpoint.FILES[0]).exists() or (out / ".last.old").exists():
         raise ValueError(f"{out} already holds a run: continue it with --resume, or pick another --out "
                          f"(or delete {out})")
 
