@@ -190,7 +190,7 @@ def _tensor_info(name: str, entry: object, buffer_size: int, where: str) -> Tens
     if missing:
         raise SafetensorsError(f"{at}: entry is missing {', '.join(missing)}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise SafetensorsError(f"{at}: dtype {dtype!r:.40} is not supported (minigpt reads "
                                f"{', '.join(DTYPES)})")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):

@@ -179,6 +179,8 @@ HOSTILE = {
     "unknown dtype": (raw_file({"w": entry("F7", [1], 0, 1)}, bytes(1)),
                       "tensor 'w'.*dtype 'F7' is not supported"),
     "fp8 dtype": (raw_file({"w": entry("F8_E4M3", [1], 0, 1)}, bytes(1)), "'F8_E4M3' is not supported"),
+    "dtype a list": (raw_file({"w": entry(["F32"], [1], 0, 4)}, bytes(4)),
+                     r"dtype \['F32'\] is not supported"),
     "entry not object": (raw_file({"w": [1, 2]}), "tensor 'w'.*must be an object"),
     "missing field": (raw_file({"w": {"dtype": "F32", "shape": [1]}}, bytes(4)), "'w'.*missing data_offsets"),
     "negative dim": (raw_file({"w": entry("F32", [-1], 0, 0)}), "'w'.*non-negative integers"),
