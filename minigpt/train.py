@@ -274,7 +274,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
         opt.load_state_dict(ckpt.optimizer)
 
     out.mkdir(parents=True, exist_ok=True)
-    records = _read_log(out / "log.jsonl", start, ckpt.state.get("eval_done", False) if ckpt else False)
+    eval_done = ckpt.state.get("eval_done", False) if ckpt else False   # the checkpoint's iter was evaluated
+    records = _read_log(out / "log.jsonl", start, eval_done)
     _write_log(out / "log.jsonl", records)
     logf = open(out / "log.jsonl", "a", encoding="utf-8")
 
@@ -301,7 +302,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum
     t_start, last_val, last_train, interrupted, stopped_early = time.time(), None, None, False, False
     last_plot = 0.0
-    eval_done = ckpt.state.get("eval_done", False) if ckpt else False
     stale = int(ckpt.state.get("stale_evals", 0)) if ckpt else 0   # evaluations since the best val loss
     it = start
     try:
