@@ -15,8 +15,8 @@ The five lesson functions (lesson 01's exercise.py has the same signatures):
 and the two fast engines the BPETokenizer class (minigpt/tokenizer.py) is built on: `learn_merges`, which
 keeps pair counts up to date incrementally instead of recounting after every merge, and `encode_chunk`.
 
-What this file does not do: special tokens, byte orders other than id = byte value (GPT-2's), file formats,
-caching. Those live in tokenizer.py and bpe_files.py.
+What this file does not do: special tokens, file formats, caching (tokenizer.py, bpe_files.py, bpe_cache.py).
+The lesson functions assume id = byte value; only build_vocab takes GPT-2's other byte order (byte_ids).
 """
 
 from __future__ import annotations
