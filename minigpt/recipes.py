@@ -211,7 +211,7 @@ def _tang_poems(folder: Path, from_file, url, progress) -> Corpus:
 
 
 def _poems_from_text(text: str) -> list[str]:
-    return [p for p in normalize_newlines(text).split("\n\n")]
+    return normalize_newlines(text).split("\n\n")
 
 
 def _poems_from_json(raw: str, path: Path) -> list[str]:
