@@ -20,7 +20,7 @@ The functions below are the model; the GPT class only holds a config and a param
 Shape legend: B batch, T time, C channels (n_embd), H heads, D head size (C // H), V vocabulary, L layers.
 
 What this file deliberately does not do: any other architecture (rotary positions, RMSNorm, untied heads),
-mixed precision, or an autograd engine. The KV cache lives in kv_cache.py, checkpoints in hf.py / train.py.
+mixed precision, or an autograd engine. The KV cache is in kv_cache.py, checkpoints in checkpoint.py / hf.py.
 """
 
 from __future__ import annotations
