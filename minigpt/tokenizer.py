@@ -203,6 +203,8 @@ class BPETokenizer:
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
         data = read_json(Path(path), "minigpt-bpe", ["pattern", "special_tokens", "byte_ids", "merges"])
+        if not isinstance(data["merges"], list):
+            raise ValueError(f"{path}: 'merges' must be a list of [left_id, right_id, new_id, text]")
         merges: dict[Pair, int] = {}
         for k, item in enumerate(data["merges"]):
             if (not isinstance(item, list) or len(item) not in (3, 4)

@@ -312,6 +312,7 @@ def _corrupt(tmp_path, trained, edit):
     (lambda d: d.update(format="other"), "not a minigpt-bpe"),
     (lambda d: d["merges"].__setitem__(0, [1000, 2, 256]), "names id 1000"),
     (lambda d: d["merges"].__setitem__(0, [1, 2]), "merge #0 must be"),
+    (lambda d: d.update(merges=5), "'merges' must be a list"),
     (lambda d: d["merges"].__setitem__(1, [1, 2, 999]), "merge ids must be 256, 257"),
     (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must follow"),
     (lambda d: d["byte_ids"].__setitem__(0, 1), "byte_ids must list"),
