@@ -40,6 +40,8 @@ import math
 import numpy as np
 
 from minigpt.layers.attention import merge_heads, sdpa_forward, split_heads
+from minigpt.layers.embedding import embedding_forward
+from minigpt.layers.layernorm import layernorm_forward
 from minigpt.layers.linear import linear_forward
 from minigpt.layers.mlp import gelu_forward
 
@@ -149,8 +151,7 @@ def prefill(model, idx: np.ndarray, cache: KVCache, layers: list[tuple] | None =
     whose logits a sampler throws away: for GPT-2 small and a 1024-token window that is 79 of 291 GFLOP
     and a 200 MB temporary.
     """
-    from minigpt.layers import embedding_forward, layernorm_forward
-    from minigpt.model import block_forward, check_idx
+    from minigpt.model import block_forward, check_idx  # here, not on top: model.py imports this module
 
     config, params = model.config, model.params
     check_idx(idx, config, len(cache))
