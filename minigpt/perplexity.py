@@ -53,10 +53,10 @@ def sliding_windows(n_tokens: int, block_size: int, stride: int) -> list[tuple[i
 
 def _token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-log softmax(logits)[target] per position, in float64 with the max subtracted for stability."""
-    z = logits.astype(np.float64)                            # (B, T, V)
-    z = z - z.max(axis=-1, keepdims=True)                    # (B, T, V)
-    log_norm = np.log(np.exp(z).sum(axis=-1))                # (B, T)
-    picked = np.take_along_axis(z, targets[..., None], axis=-1)[..., 0]  # (B, T)
+    z = logits.astype(np.float64)                            # (B, T, V) a copy, so it may be reused:
+    z -= z.max(axis=-1, keepdims=True)                       # (B, T, V) in place, as is the exp below
+    picked = np.take_along_axis(z, targets[..., None], axis=-1)[..., 0]  # (B, T) before exp overwrites z
+    log_norm = np.log(np.exp(z, out=z).sum(axis=-1))         # (B, T)
     return log_norm - picked                                 # (B, T)
 
 
