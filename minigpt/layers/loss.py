@@ -30,9 +30,9 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
         raise IndexError(f"target id {t[bad][0]} is outside the vocabulary of {V} tokens "
                          f"(use ignore_index={ignore_index} for positions without a target)")
     shifted = z - z.max(axis=-1, keepdims=True)        # (N, V) largest logit is 0: exp cannot overflow
-    exp = np.exp(shifted)                              # (N, V)
-    sumexp = exp.sum(axis=-1, keepdims=True)           # (N, 1)
-    probs = exp / sumexp                               # (N, V) softmax, kept for the backward
+    probs = np.exp(shifted)                            # (N, V) exp, normalised in place below
+    sumexp = probs.sum(axis=-1, keepdims=True)         # (N, 1)
+    probs /= sumexp                                    # (N, V) softmax, kept for the backward
     rows = np.flatnonzero(counted)                     # (n,) indices of counted positions
     n = rows.size
     # -log p[target] = log(sum exp) - shifted[target]: stays finite even for logits of +-1e4
