@@ -32,6 +32,14 @@ def set_blas_threads(n: int) -> None:
         os.environ[var] = str(n)
 
 
+def keep_memory() -> bool:
+    """Apply minigpt's allocator setting (minigpt/allocator.py), as the `minigpt` command does; a benchmark
+    is an entry point, so it makes the choice. MINIGPT_KEEP_MEMORY=0 measures without it."""
+    from minigpt.allocator import keep_freed_memory  # stdlib only: safe before numpy loads
+
+    return keep_freed_memory()
+
+
 def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 0) -> float:
     """Call fn `warmup` times untimed (allocator, BLAS threads, caches), then `repeat` times timed: the
     median in seconds."""

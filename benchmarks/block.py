@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import default_threads, median_ms, set_blas_threads
+from _common import default_threads, keep_memory, median_ms, set_blas_threads
 
 
 def parse() -> argparse.Namespace:
@@ -30,6 +30,7 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 set_blas_threads(ARGS.threads)
+keep_memory()                    # the allocator setting the `minigpt` command applies
 
 import numpy as np  # noqa: E402
 

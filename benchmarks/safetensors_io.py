@@ -1,4 +1,5 @@
-"""Saving and loading a GPT-2-shaped checkpoint: minigpt.safetensors vs the `safetensors` library (NumPy API).
+"""Saving and loading a GPT-2-shaped checkpoint: minigpt.files.safetensors vs the `safetensors`
+library (NumPy API).
 
 Builds GPT-2 small's tensors (float32, 768 channels, 50257-token vocabulary; --layers of the 12 blocks),
 writes them to a temporary folder and reads them back. Printed, all measured in this one run:
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from _common import median_seconds
 
-from minigpt import safetensors as sf
+from minigpt.files import safetensors as sf
 from minigpt.model import GPTConfig, param_shapes
 
 

@@ -26,7 +26,7 @@ import sys
 import time
 import tracemalloc
 
-from _common import default_threads, median_seconds, set_blas_threads
+from _common import default_threads, keep_memory, median_seconds, set_blas_threads
 
 SHAPES = {  # name: (vocab, block, layers, heads, channels)
     "baby": (65, 64, 4, 4, 128),
@@ -48,6 +48,7 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 set_blas_threads(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
+keep_memory()                    # the allocator setting the `minigpt` command applies
 
 import numpy as np  # noqa: E402
 

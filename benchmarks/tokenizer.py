@@ -27,9 +27,9 @@ import time
 
 from _common import median_seconds
 
-from minigpt.bpe import GPT2_PATTERN_TIKTOKEN
-from minigpt.paths import shared_data
+from minigpt.files.paths import shared_data
 from minigpt.tokenizer import BPETokenizer
+from minigpt.tokenizer.bpe import GPT2_PATTERN_TIKTOKEN
 
 CORPORA = ("tinyshakespeare.txt", "tang_poems.txt")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import default_threads, median_ms, set_blas_threads
+from _common import default_threads, keep_memory, median_ms, set_blas_threads
 
 SHAPES = {  # name: (vocab, block, layers, heads, channels, batch)
     "baby": (65, 64, 4, 4, 128, 12),
@@ -35,6 +35,7 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 set_blas_threads(ARGS.threads)   # read by BLAS when numpy / torch load: set before importing them
+keep_memory()                    # the allocator setting the `minigpt` command applies
 
 import numpy as np  # noqa: E402
 

@@ -7,7 +7,10 @@ them when the array is freed, so the next array pays a page fault for every 4 KB
 
 `keep_freed_memory()` raises glibc's mmap threshold and trim threshold (mallopt), so freed blocks stay
 in the heap and are reused without page faults. The price: the process keeps its peak memory instead of
-returning it between steps. minigpt calls it once on import; set MINIGPT_KEEP_MEMORY=0 to opt out.
+returning it between steps. Importing minigpt never calls it: the entry points that want it do (the
+`minigpt` command line, and the benchmarks); a notebook or a library user calls it explicitly.
+MINIGPT_KEEP_MEMORY=0 turns it off everywhere. Measured with benchmarks/block.py (--no-keep-memory for
+the other side): see the README's Speed section.
 
 What this file does not do: anything on systems without glibc (macOS, Windows, musl) — there it is a
 no-op — or any caching of its own.

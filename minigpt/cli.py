@@ -7,9 +7,25 @@ it and returns the exit code. A subcommand is listed in COMMANDS only once it wo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
+from pathlib import Path
+
+from minigpt import hf
+from minigpt.allocator import keep_freed_memory
+from minigpt.course import grader as grading
+from minigpt.datasets.recipes import RECIPES, prepare
+from minigpt.files import checkpoint, download
+from minigpt.files.paths import data_dir
+from minigpt.finetune import run as finetune
+from minigpt.finetune.run import FINETUNE_DEFAULTS, resolve_checkpoint
+from minigpt.metrics import evaluate
+from minigpt.sampling import EOT, stream
+from minigpt.training import train
+from minigpt.training.train import TrainConfig, list_presets
 
 
 # ---- minigpt lesson list | run NN | check NN [--impl FILE] ---------------------------------------------
@@ -30,8 +46,6 @@ def _add_lesson(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_lesson(args: argparse.Namespace) -> int:
-    from minigpt import grading
-
     if args.lesson_cmd == "list":
         for path in grading.list_lessons():
             title = _lesson_title(path)
@@ -72,8 +86,6 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from minigpt import download
-
     try:
         folder = download.download(args.name, args.dest, revision=args.revision,
                                    progress=not args.no_progress)
@@ -86,8 +98,6 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 # ---- minigpt prepare NAME [PATH] [--from-file FILE] -------------------------------------------------------
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
-    from minigpt.recipes import RECIPES
-
     p = sub.add_parser("prepare", help="download (or read), clean, tokenize, split a dataset into data/NAME",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Recipes:\n" + "\n".join(f"  {k:<17} {v}" for k, v in RECIPES.items())
@@ -108,8 +118,6 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from minigpt.paths import data_dir
-    from minigpt.recipes import prepare
 
     source = args.from_file or args.path
     out = data_dir() / args.out_name if args.out_name else None
@@ -120,12 +128,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 # ---- minigpt train [--preset NAME] [--KEY VALUE ...] [--out DIR] [--resume] ------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from dataclasses import fields
-
-    from minigpt.train import TrainConfig, list_presets
-
     p = sub.add_parser("train", help="train a GPT (no arguments: the offline default, minutes on a CPU)",
-                       description="Train from a preset (minigpt/presets/*.toml); any setting can be "
+                       description="Train from a preset (minigpt/training/presets/*.toml); any setting can "
+                                   "be "
                                    "overridden, e.g. --max_iters 500 --lr 3e-4. Checkpoints, log.jsonl and "
                                    "loss.png go to --out (default runs/PRESET). Ctrl-C saves and stops; "
                                    "--resume continues exactly where the run stopped.")
@@ -144,16 +149,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from minigpt import train
-
     raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
     overrides = train.parse_overrides(raw)
     out = Path(args.out) if args.out else Path("runs") / Path(args.preset).stem
     if args.resume:
-        from minigpt import checkpoint
-
         try:
             saved = checkpoint.load(out / "last").state["train_config"]
         except checkpoint.CheckpointError as exc:
@@ -201,21 +200,12 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from minigpt.sampling import EOT, stream
-
     if args.checkpoint:
-        from minigpt import checkpoint
-        from minigpt.finetune import resolve_checkpoint
 
         ckpt = checkpoint.load(resolve_checkpoint(args.checkpoint))   # a run folder: its best/, else last/
         model, tok = ckpt.model, ckpt.tokenizer
         eos = getattr(tok, "special_tokens", {}).get(EOT)
     else:
-        from minigpt import hf
-
         model, tok = hf.load_gpt2(args.hf), hf.load_gpt2_tokenizer(args.hf)
         eos = None                                   # transformers stops at the generation config's EOS
         for name in ("generation_config.json", "config.json"):
@@ -251,10 +241,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 # ---- minigpt finetune (--init RUN | --hf DIR) --task FILE [--val FILE] [--KEY VALUE ...] ------------------
 def _add_finetune(sub: argparse._SubParsersAction) -> None:
-    from dataclasses import fields
-
-    from minigpt.finetune import FINETUNE_DEFAULTS
-    from minigpt.train import TrainConfig
 
     description = ("Fine-tune a checkpoint (--init: a run folder -> its best/, or a checkpoint folder) or a "
                    "Hugging Face GPT-2 folder (--hf) on a JSONL task file: one "
@@ -284,10 +270,6 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from minigpt import finetune, train
-
     if not args.resume and not (args.init or args.hf):
         print("minigpt: error: give the model to fine-tune: --init RUN or --hf FOLDER", file=sys.stderr)
         return 2
@@ -326,8 +308,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from minigpt import evaluate
-
     report = evaluate.evaluate(args.checkpoint, data=args.data, split=args.split, task=args.task,
                                max_examples=args.max_examples, max_tokens=args.max_tokens, lang=args.lang)
     print(evaluate.format_table(report))
@@ -362,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _, run = COMMANDS[args.command]
+    keep_freed_memory()        # an entry point's choice, not an import side effect (see allocator.py)
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -3,7 +3,7 @@
 A GPT-2 folder holds (at least) these files:
 
     config.json          the hyperparameters: vocab_size, n_positions, n_embd, n_layer, n_head, ...
-    model.safetensors    the weights (minigpt/safetensors.py reads and writes them)
+    model.safetensors    the weights (minigpt/files/safetensors.py reads and writes them)
     vocab.json           the tokenizer's token -> id table   } read by minigpt.tokenizer
     merges.txt           its BPE merges, in rank order        }
 
@@ -17,7 +17,7 @@ wte (the head is tied) and is then dropped; an untied head is refused.
     tok = load_gpt2_tokenizer("gpt2")               # vocab.json + merges.txt from the same folder
     save_gpt2(model, "my-model")                    # transformers' GPT2LMHeadModel.from_pretrained loads it
 
-What this file deliberately does not do: download (minigpt/download.py does), read pickled
+What this file deliberately does not do: download (minigpt/files/download.py does), read pickled
 `pytorch_model.bin` files (they can run code; use the safetensors file), or load architectures other than
 GPT-2's (a config with another activation, attention scaling or an untied head is refused, not guessed).
 """
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt import safetensors
-from minigpt.atomic import write_text_atomic
+from minigpt.files import safetensors
+from minigpt.files.atomic import write_text_atomic
 from minigpt.model import GPT, GPTConfig, param_shapes
+from minigpt.tokenizer import BPETokenizer
 
 PREFIX = "transformer."
 # A GPT-2 parameter name without the prefix: wte/wpe, ln_f, and the twelve tensors of each block.
@@ -204,8 +205,6 @@ def save_gpt2(model: GPT, folder: str | Path) -> None:
 
 def load_gpt2_tokenizer(folder: str | Path):
     """GPT-2's tokenizer from the same folder (vocab.json + merges.txt) -> minigpt.tokenizer.BPETokenizer."""
-    from minigpt.tokenizer import BPETokenizer
-
     folder = Path(folder).expanduser()
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     for path in (vocab, merges):

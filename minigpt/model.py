@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minigpt.kv_cache import BLOCK_NAMES, KVCache, cached_attention_forward
+from minigpt.kv_cache import KVCache, cached_attention_forward
 from minigpt.layers import (
     attention_backward,
     attention_forward,
@@ -47,6 +47,9 @@ from minigpt.layers import (
 )
 
 Params = dict[str, np.ndarray]
+BLOCK_NAMES = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+               "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+               "mlp.c_proj.weight", "mlp.c_proj.bias")     # a block's parameters, short names
 
 
 @dataclass

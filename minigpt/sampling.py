@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.kv_cache import decode_step, layer_params, prefill
+from minigpt.decode import decode_step, layer_params, prefill
 
 EOT = "<|endoftext|>"
 

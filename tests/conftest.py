@@ -9,7 +9,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # what a developer happens to have trained, so point it at a folder that is never there.
 os.environ["MINIGPT_BABY_RUN"] = os.path.join(os.path.dirname(__file__), "no-such-run")
 
-from minigpt.paths import shared_data  # noqa: E402
+from minigpt.files.paths import shared_data  # noqa: E402
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""minigpt.atomic: a write appears whole or not at all, and leaves no temporary file behind."""
+"""minigpt.files.atomic: a write appears whole or not at all, and leaves no temporary file behind."""
 
 from __future__ import annotations
 
 import pytest
 
-from minigpt.atomic import atomic_open, write_bytes_atomic, write_text_atomic
+from minigpt.files.atomic import atomic_open, write_bytes_atomic, write_text_atomic
 
 
 def test_text_is_utf8_with_plain_newlines(tmp_path):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from minigpt import recipes
-from minigpt.data import (
+from minigpt.datasets import recipes, sources
+from minigpt.datasets.prepared import (
     DataError,
     drop_control_chars,
     drop_duplicates,
@@ -202,7 +202,7 @@ def test_pystdlib_rules_on_a_fake_stdlib(data_root, tmp_path):
 
 
 def test_pystdlib_real_is_deterministic(data_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(recipes, "PYSTDLIB_BYTES", 150_000)
+    monkeypatch.setattr(sources, "PYSTDLIB_BYTES", 150_000)
     a = recipes.prepare("pystdlib", out=tmp_path / "a", log=quiet)
     b = recipes.prepare("pystdlib", out=tmp_path / "b", log=quiet)
     for name in ("train.bin", "val.bin", "tokenizer.json"):

@@ -1,18 +1,13 @@
-"""The prose matches the code: links, line anchors, named functions, chapter sections, figures, commands.
+"""The prose matches the code: links, named functions, chapter sections, figures, commands.
 
 Every Markdown file of the repository is read (README.md, lessons/README.md, lessons/*/README.md,
 benchmarks/README.md, data/README.md). The checks:
 
 - a relative link points at a file or folder that exists; `#heading` anchors into Markdown name a heading;
-- a line anchor `file.py#L12` / `#L12-L30` lies inside the file;
-- a link that names a function or class — its text is a code span such as `layernorm_backward`,
-  `SGD.step` or `embedding_forward(idx, wte, wpe)`, or such a code span stands right before a line
-  link like "`get_batch` ([L173](...))" — lands on that name's definition: the anchored range contains the
-  `def`/`class` line (a single-line anchor may sit on its decorator). A link text that is a code span but
-  names no definition in the target (`att *= scale`, `dv`) must appear, as written, in the anchored lines;
-  a link text that *is* a line label (`L26–L28`, `line 263`) must equal the anchor;
-- a code span linked to a .py file without an anchor ([`couplets.split_couplets`](couplets.py)) is
-  defined in it;
+- code is linked by file and name, never by line number: no `#L12` anchors anywhere (every edit would move
+  them); a code span linked to a .py file ([`couplets.split_couplets`](couplets.py), [`SGD.step`](optim.py))
+  names a def, class or assignment in it, or, when it is code rather than a name (`att *= scale`), appears
+  in the file as written;
 - every chapter has the contract's sections in order, and every `figures/*.png` it mentions exists;
 - every `minigpt ...` command in a bash block parses with `minigpt.cli`'s own parser, and every inline
   `minigpt ...` names a real subcommand and its real options; repository paths in commands exist; the
@@ -57,11 +52,8 @@ SECTIONS = [
 ]
 
 LINK = re.compile(r"(!?)\[([^\[\]]*)\]\(([^)\s]+)\)")                  # [text](target), ![alt](src)
-LINE_ANCHOR = re.compile(r"^L(\d+)(?:-L(\d+))?$")                      # #L12 or #L12-L30
-LINE_LABEL = re.compile(r"^(?:L|lines? )(\d+)(?:\s*[–-]\s*L?(\d+))?$")  # link text "L26–L28", "line 263"
 CODE_SPAN_TEXT = re.compile(r"^`([^`]+)`$")
 IDENT_PATH = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$")  # name, a.b.name, name(args)
-SPAN_BEFORE = re.compile(r"`([A-Za-z_][\w.]*)(?:\([^`]*\))?`\s*\(?\s*$")    # "`name` (" right before a link
 
 
 @dataclass
@@ -126,14 +118,6 @@ def split_target(link: Link) -> tuple[Path, str]:
     return (link.md.parent / path).resolve(), anchor
 
 
-def anchor_range(anchor: str) -> tuple[int, int] | None:
-    m = LINE_ANCHOR.match(anchor)
-    if not m:
-        return None
-    lo = int(m.group(1))
-    return lo, int(m.group(2) or lo)
-
-
 def slug(heading: str) -> str:
     """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[`*_]", "", heading.strip().lower())
@@ -178,13 +162,6 @@ def named_definitions(path: Path, dotted: str) -> list[tuple[str, int, int]]:
     return cands
 
 
-def lands_on(defn: tuple[str, int, int], lo: int, hi: int) -> bool:
-    """The range shows the definition: its def/class line is inside, or a one-line anchor sits on one of
-    its decorators."""
-    _, first, line = defn
-    return lo <= line <= hi or (lo == hi and first <= lo <= line)
-
-
 # ---- the tests -------------------------------------------------------------------------------------------
 def test_the_markdown_files_exist_and_have_links():
     missing = [str(p.relative_to(ROOT)) for p in MD_FILES if not p.is_file()]
@@ -203,65 +180,14 @@ def test_relative_link_exists(link: Link):
                     if line.startswith("#")}
         assert anchor in headings, f"{link.where()}: no heading #{anchor} in {path.name}"
     elif anchor:
-        assert anchor_range(anchor), f"{link.where()}: an anchor into a code file must be #L12 or #L12-L30"
+        raise AssertionError(f"{link.where()}: link code by file and name, not by an anchor (#{anchor})")
 
 
-LINE_LINKS = [link for link in LOCAL_LINKS if anchor_range(split_target(link)[1])]
-
-
-@pytest.mark.parametrize("link", LINE_LINKS, ids=lambda link: link.where())
-def test_line_anchor_inside_the_file(link: Link):
-    path, anchor = split_target(link)
-    lo, hi = anchor_range(anchor)
-    n = len(path.read_text(encoding="utf-8").splitlines())
-    assert 1 <= lo <= hi <= n, f"{link.where()}: lines {lo}-{hi} are outside {path.name} ({n} lines)"
-
-
-def anchor_problem(link: Link) -> str | None:
-    """Why this line link does not show what its text (or the code span before it) names, or None."""
-    path, anchor = split_target(link)
-    rng = anchor_range(anchor)
-    if rng is None or path.suffix != ".py":
-        return None
-    lo, hi = rng
-    lines = path.read_text(encoding="utf-8").splitlines()
-    text = link.text.strip()
-
-    label = LINE_LABEL.match(text)
-    if label:
-        want = (int(label.group(1)), int(label.group(2) or label.group(1)))
-        if want != (lo, hi):
-            fix = f"#L{want[0]}" + (f"-L{want[1]}" if want[1] != want[0] else "")
-            return f"the text says lines {want[0]}-{want[1]} but the anchor is #{anchor} (use {fix})"
-        span = SPAN_BEFORE.search(link.before)       # "`get_batch` ([L173](...))": the name before it
-        if span:
-            cands = named_definitions(path, span.group(1))
-            if cands and not any(lands_on(c, lo, hi) for c in cands):
-                where = ", ".join(f"{c[0]} at L{c[2]}" for c in cands)
-                return f"`{span.group(1)}` is defined at {where}, not in #{anchor}"
-        return None
-
-    code = CODE_SPAN_TEXT.match(text)
-    if not code:
-        return None                          # plain prose ("the row max subtracted"): a person reads it
-    span_text = code.group(1).strip()
-    ident = IDENT_PATH.match(span_text)
-    if ident:
-        cands = named_definitions(path, ident.group(1))
-        if cands:
-            if any(lands_on(c, lo, hi) for c in cands):
-                return None
-            where = ", ".join(f"{c[0]} at L{c[2]}" for c in cands)
-            return f"`{ident.group(1)}` is defined at {where}, not in #{anchor}"
-    shown = " ".join(" ".join(lines[lo - 1: hi]).split())
-    wanted = " ".join(span_text.split())
-    if ident and "(" not in span_text:       # a name: at the start of a word (`c_attn` in c_attn_weight)
-        found = re.search(rf"(?<![\w.]){re.escape(wanted)}", shown) is not None
-    else:
-        found = wanted in shown
-    if not found:
-        return f"`{span_text}` does not appear in {path.name} lines {lo}-{hi}: {shown[:120]!r}"
-    return None
+@pytest.mark.parametrize("md", MD_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_line_number_anchors(md: Path):
+    """Chapters link code by file and name, never by line number: every edit would move a #L anchor."""
+    bad = [link.where() for link in links(md) if re.fullmatch(r"L\d+(?:-L\d+)?", split_target(link)[1])]
+    assert not bad, f"line-number anchors (link the file and name the function instead): {bad[:5]}"
 
 
 NAMED_FILE_LINKS = [link for link in LOCAL_LINKS
@@ -269,62 +195,49 @@ NAMED_FILE_LINKS = [link for link in LOCAL_LINKS
                     and not link.text.strip().strip("`").endswith(".py")]
 
 
+def name_problem(link: Link) -> str | None:
+    """Why [`name`](file.py) does not hold, or None: the span names a def/class/assignment in the file
+    (`block_backward`, `SGD.step`, `prepared.load_meta`), or, when it is code rather than a name
+    (`att *= scale`), appears in the file as written (spacing aside)."""
+    path, _ = split_target(link)
+    span = CODE_SPAN_TEXT.match(link.text.strip()).group(1).strip()
+    ident = IDENT_PATH.match(span)
+    if ident and named_definitions(path, ident.group(1)):
+        return None
+    source = " ".join(path.read_text(encoding="utf-8").split())
+    if " ".join(span.split()) in source and not (ident and "." not in span and "(" not in span
+                                                 and re.fullmatch(r"[A-Za-z_]\w*", span) and
+                                                 re.search(rf"(?<![\w.]){re.escape(span)}(?!\w)", source)
+                                                 is None):
+        return None
+    return f"{path.name} neither defines nor contains `{span}`"
+
+
 @pytest.mark.parametrize("link", NAMED_FILE_LINKS, ids=lambda link: link.where())
 def test_a_name_linked_to_a_file_is_defined_there(link: Link):
-    """[`couplets.split_couplets`](couplets.py): no line anchor, but the file must define the name."""
-    path, _ = split_target(link)
-    ident = IDENT_PATH.match(CODE_SPAN_TEXT.match(link.text.strip()).group(1).strip())
-    assert ident, f"{link.where()}: a code span linked to a .py file should name something in it"
-    assert named_definitions(path, ident.group(1)), f"{link.where()}: {path.name} defines no {ident.group(1)}"
-
-
-@pytest.mark.parametrize("link", LINE_LINKS, ids=lambda link: link.where())
-def test_line_anchor_shows_what_the_link_names(link: Link):
-    problem = anchor_problem(link)
+    """[`couplets.split_couplets`](couplets.py): the file defines the name (or contains the code)."""
+    problem = name_problem(link)
     assert problem is None, f"{link.where()}: {problem}"
 
 
-def test_the_anchor_rule_catches_wrong_anchors(tmp_path):
-    """A wrong anchor must fail, a right one pass: the rule above is not vacuous."""
+def test_the_name_rule_catches_wrong_names(tmp_path):
+    """A name the file does not define must fail, a defined one pass: the rule is not vacuous."""
     code = tmp_path / "mod.py"
     code.write_text('"""doc"""\n\nLIMIT = 3\n\n\ndef first(x):\n    y = x * 2\n    return y\n\n\n'
-                    "class Box:\n    @property\n    def size(self):\n        return 1\n\n"
-                    "    def step(self):\n        pass\n\n\ndef step():\n    pass\n", encoding="utf-8")
+                    "class Box:\n    def step(self):\n        pass\n", encoding="utf-8")
     md = tmp_path / "README.md"
 
-    def problem(text: str, target: str, before: str = "") -> str | None:
-        return anchor_problem(Link(md, 1, text, target, False, before))
+    def problem(text: str) -> str | None:
+        return name_problem(Link(md, 1, text, "mod.py", False, ""))
 
-    assert problem("`first`", "mod.py#L6") is None
-    assert problem("`first(x)`", "mod.py#L5-L8") is None
-    assert problem("`first`", "mod.py#L7") is not None            # the body, not the def line
-    assert problem("`first`", "mod.py#L11") is not None           # another function
-    assert problem("`LIMIT`", "mod.py#L3") is None
-    assert problem("`Box.size`", "mod.py#L12") is None            # its decorator
-    assert problem("`Box.step`", "mod.py#L16") is None
-    assert problem("`Box.step`", "mod.py#L20") is not None        # the module-level step, not Box's
-    assert problem("`step`", "mod.py#L20") is None                # either step will do
-    assert problem("`mod.first`", "mod.py#L6") is None            # the module prefix is dropped
-    assert problem("`y = x * 2`", "mod.py#L7") is None            # code that is not a definition: quoted
-    assert problem("`y = x * 3`", "mod.py#L7") is not None
-    assert problem("`y`", "mod.py#L6") is not None
-    assert problem("L6–L8", "mod.py#L6") is not None               # the label says a range
-    assert problem("L6–L8", "mod.py#L6-L8") is None
-    assert problem("L7", "mod.py#L7", before="the function `first` (") is not None
-    assert problem("L6", "mod.py#L6", before="the function `first` (") is None
-    assert problem("the loop", "mod.py#L7") is None                # prose: not checked
-
-
-def test_anchor_rule_on_a_real_chapter_link():
-    """The repository's own layer-norm link, and the same link moved by one line."""
-    md = ROOT / "lessons" / "03_layernorm" / "README.md"
-    defs = definitions(ROOT / "minigpt" / "layers" / "layernorm.py")["layernorm_backward"]
-    line = defs[0][2]
-    target = "../../minigpt/layers/layernorm.py"
-    good = Link(md, 1, "`layernorm_backward(dout, cache)`", f"{target}#L{line}", False, "")
-    bad = Link(md, 1, good.text, f"{target}#L{line + 1}", False, "")
-    assert anchor_problem(good) is None
-    assert "defined at" in anchor_problem(bad)
+    assert problem("`first`") is None
+    assert problem("`mod.first`") is None
+    assert problem("`Box.step`") is None
+    assert problem("`LIMIT`") is None
+    assert problem("`y = x * 2`") is None                  # code, found as written
+    assert problem("`second`") is not None                 # not defined
+    assert problem("`Box.first`") is not None              # first is not a method of Box
+    assert problem("`y = x * 3`") is not None              # code that is not there
 
 
 def section_problem(headings: list[str]) -> str | None:

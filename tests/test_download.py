@@ -1,4 +1,4 @@
-"""minigpt.download against a tiny local Hub (http.server in a thread): never the internet.
+"""minigpt.files.download against a tiny local Hub (http.server in a thread): never the internet.
 
 The server speaks just enough HTTP for the downloader: GET and HEAD, `Range: bytes=N-` (206 / 416), a
 redirect like the Hub's to its file storage, 404, and a switch that drops the connection midway.
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from minigpt import cli
-from minigpt import download as dl
-from minigpt import safetensors as sf
+from minigpt.files import download as dl
+from minigpt.files import safetensors as sf
 
 REPO = "openai-community/gpt2"
 

@@ -8,11 +8,15 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from minigpt import checkpoint, data, evaluate, metrics, optim, tasks
+from minigpt import metrics, optim
+from minigpt.datasets import prepared as data
+from minigpt.files import checkpoint
+from minigpt.finetune import tasks
 from minigpt.layers.loss import cross_entropy_forward
+from minigpt.metrics import evaluate
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import TrainConfig
+from minigpt.training.train import TrainConfig
 
 CHARS = "\n，。abcdefgh山水月花風雲"
 
@@ -46,7 +50,7 @@ def no_cache(monkeypatch):
 
     from minigpt import sampling
 
-    monkeypatch.setattr(sampling, "generate", partial(sampling.generate, use_cache=False))
+    monkeypatch.setattr(evaluate, "generate", partial(sampling.generate, use_cache=False))
 
 
 def test_answer_stops_at_the_end_token_and_strips_it(no_cache):
@@ -121,7 +125,7 @@ def test_response_perplexity_is_exp_of_the_masked_loss_per_token():
 def runs(tmp_path, monkeypatch):
     """data/poem (a prepared char dataset) and two tiny checkpoints sharing its tokenizer."""
     monkeypatch.setenv("MINIGPT_DATA", str(tmp_path / "data"))
-    from minigpt import recipes
+    from minigpt.datasets import recipes
 
     text = "".join(f"{a}{b}山，{b}{a}水。\n" for a in "abcdefgh" for b in "月花風雲") * 3
     (tmp_path / "poem.txt").write_text(text, encoding="utf-8")

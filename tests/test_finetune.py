@@ -7,11 +7,15 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from minigpt import checkpoint, couplets, finetune, optim, tasks
+from minigpt import optim
+from minigpt.datasets import couplets
+from minigpt.files import checkpoint
+from minigpt.finetune import run as finetune
+from minigpt.finetune import tasks
+from minigpt.finetune.tasks import IGNORE_INDEX, Example, TaskError, build_example, make_batch, read_jsonl
 from minigpt.model import GPT, GPTConfig
-from minigpt.tasks import IGNORE_INDEX, Example, TaskError, build_example, make_batch, read_jsonl
 from minigpt.tokenizer import CharTokenizer
-from minigpt.train import TrainConfig
+from minigpt.training.train import TrainConfig
 
 CHARS = "\n，。一二三四五六七八九十山水月花風雲"
 
@@ -208,7 +212,7 @@ def test_split_refuses_text_that_is_not_poems():
 
 
 def test_prepare_tang_couplets_on_the_shared_corpus(shared, tmp_path, monkeypatch):
-    from minigpt import recipes
+    from minigpt.datasets import recipes
 
     monkeypatch.setenv("MINIGPT_DATA", str(tmp_path / "data"))
     folder = recipes.prepare("tang_couplets", from_file=shared("tang_poems.txt"), out=tmp_path / "tc",
@@ -337,7 +341,7 @@ def test_finetune_a_hugging_face_folder(tmp_path):
     """--hf: GPT-2's files (config.json, model.safetensors, vocab.json, merges.txt); the tokenizer is
     copied into the run, so its checkpoints carry it."""
     from minigpt import hf
-    from minigpt.bpe_files import bytes_to_unicode
+    from minigpt.tokenizer.files import bytes_to_unicode
 
     folder = tmp_path / "gpt2ish"
     folder.mkdir()

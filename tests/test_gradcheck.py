@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer, numeric_grad, rel_error, sampled_grad_errors
+from minigpt.course.gradcheck import check_layer, numeric_grad, rel_error, sampled_grad_errors
 
 
 def square_forward(x, w):

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 
-from minigpt.grading import Grader
+from minigpt.course.grader import Grader
 
 
 def make():

@@ -11,10 +11,11 @@ import shutil
 import numpy as np
 import pytest
 
-from minigpt import hf, safetensors
-from minigpt.bpe_files import bytes_to_unicode
-from minigpt.grading import find_lesson, load_reference
+from minigpt import hf
+from minigpt.course.grader import find_lesson, load_reference
+from minigpt.files import safetensors
 from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer.files import bytes_to_unicode
 
 LESSON = find_lesson("07")
 TINY_HF = LESSON / "reference" / "tiny_gpt2"

@@ -3,7 +3,7 @@
 import io
 import json
 
-from minigpt.grading import Grader, find_lesson, load_check, load_reference
+from minigpt.course.grader import Grader, find_lesson, load_check, load_reference
 
 
 def band_report(tmp_path, shift_at=None, shift=0.0, write_log=True):

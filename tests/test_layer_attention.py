@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer
+from minigpt.course.gradcheck import check_layer
 from minigpt.layers.attention import (
     attention_backward,
     attention_forward,

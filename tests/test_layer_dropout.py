@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer
+from minigpt.course.gradcheck import check_layer
 from minigpt.layers.dropout import dropout_backward, dropout_forward
 
 X = np.random.default_rng(0).uniform(0.5, 1.5, (2, 5, 12))     # (B, T, C) no zeros, so out / x is the mask
@@ -115,7 +115,7 @@ def test_lesson_check_catches(bug, tmp_path):
     import io
 
     import minigpt.layers.dropout as module
-    from minigpt.grading import find_lesson, grade
+    from minigpt.course.grader import find_lesson, grade
 
     source = open(module.__file__, encoding="utf-8").read()
     old, new = MUTANTS[bug]

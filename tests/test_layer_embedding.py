@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer, rel_error
+from minigpt.course.gradcheck import check_layer, rel_error
 from minigpt.layers.embedding import embedding_backward, embedding_forward
 
 B, T, C, V, P = 2, 5, 12, 11, 8
@@ -124,7 +124,7 @@ def test_lesson_check_catches(bug, tmp_path):
     import io
 
     import minigpt.layers.embedding as module
-    from minigpt.grading import find_lesson, grade
+    from minigpt.course.grader import find_lesson, grade
 
     source = open(module.__file__, encoding="utf-8").read()
     old, new = MUTANTS[bug]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer
-from minigpt.grading import find_lesson, grade
+from minigpt.course.gradcheck import check_layer
+from minigpt.course.grader import find_lesson, grade
 from minigpt.layers.layernorm import layernorm_backward, layernorm_forward
 
 B, T, C = 2, 5, 12

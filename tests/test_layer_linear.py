@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer
+from minigpt.course.gradcheck import check_layer
 from minigpt.layers.linear import linear_backward, linear_forward
 
 B, T, C, C_OUT = 2, 5, 12, 7

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer
+from minigpt.course.gradcheck import check_layer
 from minigpt.layers.loss import cross_entropy_backward, cross_entropy_forward
 
 B, T, V = 2, 5, 11

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.course.gradcheck import check_layer, numeric_grad, rel_error
 from minigpt.layers.mlp import gelu_backward, gelu_forward, mlp_backward, mlp_forward
 
 B, T, C = 2, 5, 12

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from minigpt.grading import grade, list_lessons
+from minigpt.course.grader import grade, list_lessons
 
 LESSONS = list_lessons()
 IDS = [p.name for p in LESSONS]

@@ -7,7 +7,7 @@ tests/test_lessons.py; here are the properties that need no reference.
 import numpy as np
 import pytest
 
-from minigpt.gradcheck import rel_error, sampled_grad_errors
+from minigpt.course.gradcheck import rel_error, sampled_grad_errors
 from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 
 # every size distinct: V 11, block 9, C 12, H 3 (D 4), L 2; batches B 2, T 5

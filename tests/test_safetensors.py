@@ -1,4 +1,5 @@
-"""minigpt.safetensors: agreement with the real library (via committed fixtures), round trips, hostile files.
+"""minigpt.files.safetensors: agreement with the real library (via committed fixtures), round trips,
+hostile files.
 
 The fixtures in tests/fixtures/safetensors/ were written and read back by the `safetensors` library itself
 (tests/fixtures/make_safetensors_fixtures.py); this file never imports safetensors or torch.
@@ -17,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minigpt import safetensors as sf
-from minigpt.safetensors import SafetensorsError
+from minigpt.files import safetensors as sf
+from minigpt.files.safetensors import SafetensorsError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "safetensors"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))

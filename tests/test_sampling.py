@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import checkpoint
 from minigpt.cli import main
-from minigpt.kv_cache import decode_step, prefill
+from minigpt.decode import decode_step, prefill
+from minigpt.files import checkpoint
 from minigpt.model import GPT, GPTConfig
 from minigpt.sampling import generate, next_token_probs, sample_from, stream
 from minigpt.tokenizer import BPETokenizer, CharTokenizer

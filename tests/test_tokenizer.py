@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt import bpe, bpe_cache
-from minigpt.paths import shared_data
-from minigpt.tokenizer import BPETokenizer, CharTokenizer
+from minigpt.files.paths import shared_data
+from minigpt.tokenizer import BPETokenizer, CharTokenizer, bpe, bpe_cache
 
 SAMPLE = ("First Citizen:\nBefore we proceed any further, hear me speak.\r\n\nAll:\nSpeak, speak.\n"
           "It's 2024 and we'll test   whitespace\t\ttabs, digits 1234567 and café naïve.\n"

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigpt import checkpoint, recipes, train
-from minigpt.train import TrainConfig, TrainingDiverged, config_from_preset
+from minigpt.datasets import recipes
+from minigpt.files import checkpoint
+from minigpt.training import train
+from minigpt.training.train import TrainConfig, TrainingDiverged, config_from_preset
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (REPO / "minigpt" / "model.py").read_text(encoding="utf-8")  # ~15 KB of Python

@@ -23,11 +23,11 @@ import hashlib
 
 import numpy as np
 
-from minigpt.bpe_files import read_tiktoken, recover_merges
-from minigpt.grading import load_reference
-from minigpt.paths import shared_data
+from minigpt.course.grader import load_reference
+from minigpt.files.paths import shared_data
+from minigpt.tokenizer.files import read_tiktoken, recover_merges
 
-IMPL = "minigpt.tokenizer"
+IMPL = "minigpt.tokenizer.bpe"
 
 
 def _gpt2_in_byte_ids(path):

@@ -8,7 +8,7 @@ learned, stored as merges[(a, b)] = new_id. Grade your file with
 The checker hands encode/decode GPT-2's 50,000 merges translated to this byte numbering (GPT-2 numbers
 its byte tokens in another order; the checker translates for you) and compares with tiktoken's ids.
 Only `regex` (the third-party module, for \\p{L} and friends) and the standard library are needed.
-What you do not need here: special tokens, saving, streaming (minigpt/tokenizer.py has those).
+What you do not need here: special tokens, saving, streaming (minigpt/tokenizer/bpe_tokenizer.py has those).
 """
 
 from __future__ import annotations

@@ -16,10 +16,9 @@ import time
 
 import matplotlib.pyplot as plt
 
-from minigpt import bpe
-from minigpt.bpe_files import bytes_to_unicode
-from minigpt.paths import figures_dir, quick, shared_data
-from minigpt.tokenizer import BPETokenizer, CharTokenizer
+from minigpt.files.paths import figures_dir, quick, shared_data
+from minigpt.tokenizer import BPETokenizer, CharTokenizer, bpe
+from minigpt.tokenizer.files import bytes_to_unicode
 
 FIG = figures_dir(__file__)
 QUICK = quick()

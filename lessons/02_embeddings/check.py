@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import check_layer
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.layers"
 

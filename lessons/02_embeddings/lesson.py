@@ -14,10 +14,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt.gradcheck import check_layer
+from minigpt.course.gradcheck import check_layer
+from minigpt.files.paths import figures_dir, quick
 from minigpt.layers.dropout import dropout_backward, dropout_forward
 from minigpt.layers.embedding import embedding_backward, embedding_forward
-from minigpt.paths import figures_dir, quick
 
 FIG = figures_dir(__file__)
 rng = np.random.default_rng(0)

@@ -14,9 +14,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt.gradcheck import check_layer, rel_error
+from minigpt.course.gradcheck import check_layer, rel_error
+from minigpt.files.paths import figures_dir, quick
 from minigpt.layers.layernorm import layernorm_backward, layernorm_forward
-from minigpt.paths import figures_dir, quick
 
 FIG = figures_dir(__file__)
 rng = np.random.default_rng(0)

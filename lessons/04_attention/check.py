@@ -10,7 +10,8 @@ finite differences, and against properties any correct attention has. Tolerances
                        in the matmuls leave differences of a few 1e-7 on values of order 1-10.
     large scores       the softmax is saturated: the true dq, dk are below 1e-40, and what torch stores
                        (~1e-14) is rounding noise of dp - sum(dp * p) with p = 1, so those two use atol 1e-12.
-    finite differences relative error < 1e-7 (minigpt.gradcheck, central differences, h = 1e-5, float64).
+    finite differences relative error < 1e-7 (minigpt.course.gradcheck, central differences, h = 1e-5,
+    float64).
 
 Not here: speed (benchmarks/) and the KV cache's bookkeeping (a later lesson).
 """
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import check_layer
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.layers.attention"
 

@@ -16,7 +16,8 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.course.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.files.paths import figures_dir, quick
 from minigpt.layers.attention import (
     attention_backward,
     attention_forward,
@@ -26,7 +27,6 @@ from minigpt.layers.attention import (
     sdpa_forward,
     split_heads,
 )
-from minigpt.paths import figures_dir, quick
 
 FIG = figures_dir(__file__)
 rng = np.random.default_rng(0)

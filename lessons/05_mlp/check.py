@@ -2,7 +2,7 @@
 
 Graded three ways: against PyTorch autograd's float64 references (rtol 1e-10), in float32 (float32 in ->
 float32 out, rtol 1e-4 / atol 1e-5 against torch's own float32 run), and against central finite differences
-(minigpt.gradcheck, relative error < 1e-7), so a learner's backward is also checked numerically.
+(minigpt.course.gradcheck, relative error < 1e-7), so a learner's backward is also checked numerically.
 
 Tolerances. float64: rtol 1e-10 with atol 1e-12. The entries are O(1) and each is a sum of at most 48
 products, so NumPy and torch differ by ~1e-15; atol only matters for entries that cancel to nearly 0, where
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import check_layer
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.layers.mlp"
 

@@ -18,10 +18,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.course.gradcheck import check_layer, numeric_grad, rel_error
+from minigpt.files.paths import figures_dir, quick
 from minigpt.layers.linear import linear_backward, linear_forward
 from minigpt.layers.mlp import gelu_backward, gelu_forward, mlp_backward, mlp_forward
-from minigpt.paths import figures_dir, quick
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)

@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-from minigpt.gradcheck import check_layer
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import check_layer
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.layers.loss"
 

@@ -18,9 +18,9 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt.gradcheck import numeric_grad, rel_error
+from minigpt.course.gradcheck import numeric_grad, rel_error
+from minigpt.files.paths import figures_dir, quick
 from minigpt.layers.loss import cross_entropy_backward, cross_entropy_forward
-from minigpt.paths import figures_dir, quick
 
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=4, suppress=True)

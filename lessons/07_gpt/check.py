@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.gradcheck import rel_error, sampled_grad_errors
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import rel_error, sampled_grad_errors
+from minigpt.course.grader import load_reference
 from minigpt.model import GPTConfig
 
 IMPL = "minigpt.model"

@@ -21,10 +21,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigpt import hf, optim
-from minigpt.gradcheck import rel_error, sampled_grad_errors
-from minigpt.grading import load_reference
+from minigpt.course.gradcheck import rel_error, sampled_grad_errors
+from minigpt.course.grader import load_reference
+from minigpt.files.paths import figures_dir, quick, shared_data
 from minigpt.model import GPT, GPTConfig, block_forward, count_params, flops_per_token, param_shapes
-from minigpt.paths import figures_dir, quick, shared_data
 
 FIG = figures_dir(__file__)
 HERE = Path(__file__).resolve().parent

@@ -19,7 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
-from minigpt.grading import Grader, load_reference
+from minigpt.course.grader import Grader, load_reference
 
 IMPL = "minigpt.optim"
 RTOL, ATOL = 1e-12, 1e-14

@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigpt import optim
+from minigpt.files.paths import figures_dir, quick
 from minigpt.model import GPT, GPTConfig
-from minigpt.paths import figures_dir, quick
 
 FIG = figures_dir(__file__)
 QUICK = quick()

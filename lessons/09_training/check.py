@@ -1,6 +1,6 @@
 """Lesson 09's checks: the training loop's pieces against a PyTorch + transformers run of the same steps.
 
-What is graded (the implementation under test, `impl`, is minigpt.train or your file):
+What is graded (the implementation under test, `impl`, is minigpt.training.train or your file):
 
     impl.get_batch(ids, batch_size, block_size, rng)          -> x, y (B, T) int64: random windows
     impl.estimate_loss(model, ids, cfg, rng)                  -> mean eval loss over cfg.eval_iters batches
@@ -46,9 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.grading import load_reference
+from minigpt.course.grader import load_reference
 
-IMPL = "minigpt.train"
+IMPL = "minigpt.training.train"
 REF = Path(__file__).resolve().parent / "reference"
 RTOL_LOSS, RTOL_W, ATOL_W = 1e-12, 1e-7, 1e-9
 BAND_SIGMAS, BAND_FLOOR = 3.0, 0.08   # laptop band: mean +- max(3 std over seeds, 0.08) nats
@@ -84,7 +84,7 @@ def _run(impl, model, opt, ref: dict, meta: dict, steps: range) -> tuple[list[fl
 
 
 def run(impl, g) -> None:
-    from minigpt.train import TrainConfig
+    from minigpt.training.train import TrainConfig
 
     ref = load_reference(__file__, "training.npz")
     meta = load_reference(__file__, "meta.json")
@@ -150,7 +150,7 @@ def run(impl, g) -> None:
 
 
 def _baby_run() -> Path:
-    from minigpt.paths import REPO_ROOT
+    from minigpt.files.paths import REPO_ROOT
 
     return Path(os.environ.get(BABY_RUN_ENV) or REPO_ROOT / "runs" / "baby")
 

@@ -22,16 +22,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from minigpt import checkpoint, optim, recipes, train
-from minigpt.data import get_batch, load_meta, load_tokenizer, load_tokens
-from minigpt.paths import figures_dir, quick
+from minigpt import optim
+from minigpt.datasets import recipes, sources
+from minigpt.datasets.prepared import get_batch, load_meta, load_tokenizer, load_tokens
+from minigpt.files import checkpoint
+from minigpt.files.paths import figures_dir, quick
+from minigpt.training import train
 
 QUICK = quick()
 FIG = figures_dir(__file__)
 WORK = Path(tempfile.mkdtemp(prefix="minigpt_lesson09_"))
 os.environ["MINIGPT_DATA"] = str(WORK / "data")          # keep the clone's data/ untouched
 if QUICK:
-    recipes.PYSTDLIB_BYTES = 200_000
+    sources.PYSTDLIB_BYTES = 200_000
 
 folder = recipes.prepare("pystdlib")
 meta = load_meta(folder)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.grading import load_reference
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.sampling"
 TINY = Path(__file__).resolve().parent / "reference" / "tiny_gpt2"

@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigpt import hf, optim
-from minigpt.kv_cache import decode_step
+from minigpt.decode import decode_step
+from minigpt.files.paths import figures_dir, quick, shared_data
 from minigpt.model import GPT, GPTConfig
-from minigpt.paths import figures_dir, quick, shared_data
 from minigpt.sampling import generate, next_token_probs, stream
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 

@@ -1,6 +1,6 @@
 """Lesson 11's checks: the fine-tuning rows (prompt masked, padded, cropped) and the masked loss.
 
-What is graded (the implementation under test, `impl`, is minigpt.tasks or your file):
+What is graded (the implementation under test, `impl`, is minigpt.finetune.tasks or your file):
 
     impl.build_example(prompt_ids, response_ids, block_size)   -> x (P,), y (P,) int, P = block_size
     impl.make_batch(pairs, block_size)                         -> x (B, T), y (B, T), T = the longest row
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.grading import load_reference
+from minigpt.course.grader import load_reference
 
-IMPL = "minigpt.tasks"
+IMPL = "minigpt.finetune.tasks"
 
 RTOL64, ATOL64 = 1e-9, 1e-12
 TINY = Path(__file__).resolve().parent / "reference" / "tiny_gpt2"

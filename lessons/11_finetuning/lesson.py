@@ -27,9 +27,10 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt import metrics, optim, tasks
+from minigpt import metrics, optim
+from minigpt.files.paths import figures_dir, quick
+from minigpt.finetune import tasks
 from minigpt.model import GPT, GPTConfig
-from minigpt.paths import figures_dir, quick
 from minigpt.sampling import generate
 from minigpt.tokenizer import CharTokenizer
 

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from minigpt.grading import load_reference
+from minigpt.course.grader import load_reference
 
 IMPL = "minigpt.metrics"
 

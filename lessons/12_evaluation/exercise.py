@@ -6,7 +6,8 @@ Fill in the bodies, then grade your file against sacrebleu's, rouge-score's and 
 
 Everything here works on tokens (lists of strings) that the checker has already produced with sacrebleu's
 and rouge-score's own tokenizers, so your scores must match theirs to 1e-9. Standard library and NumPy only.
-Not here: tokenizing text (minigpt/bleu_tokenizers.py and minigpt/rouge.py do that), smoothing methods
+Not here: tokenizing text (minigpt/metrics/bleu_tokenizers.py and minigpt/metrics/rouge.py do that),
+smoothing methods
 other than sacrebleu's default "exp", ROUGE-Lsum, stemming.
 """
 

@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minigpt import metrics
+from minigpt.files.paths import figures_dir, quick, shared_data
 from minigpt.model import GPT, GPTConfig
-from minigpt.paths import figures_dir, quick, shared_data
 
 FIG = figures_dir(__file__)
 QUICK = quick()

@@ -20,7 +20,7 @@ from itertools import chain, pairwise
 
 import numpy as np
 
-from minigpt.bpe import Pair, encode_chunk
+from minigpt.tokenizer.bpe import Pair, encode_chunk
 
 CACHE_LIMIT = 200_000  # entries a cache may hold before it is emptied
 

@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from minigpt.paths import lessons_dir
+from minigpt.files.paths import lessons_dir
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A BLEU score is only comparable with another if both split text into words the same way, which is why
 sacrebleu fixed one tokenizer per language and prints it in its signature (`tok:13a`). We re-implement the
-three that matter here so `minigpt.bleu` equals `sacrebleu.corpus_bleu` to the last digit:
+three that matter here so `minigpt.metrics.bleu` equals `sacrebleu.corpus_bleu` to the last digit:
 
 - "13a"  the tokenizer of WMT's mteval-v13a.pl (sacrebleu's default): split off ASCII punctuation and
          symbols, split periods and commas except inside numbers (3.14, 1,000), split a dash after a digit.
@@ -12,7 +12,7 @@ three that matter here so `minigpt.bleu` equals `sacrebleu.corpus_bleu` to the l
 - "none" whitespace only.
 
 Deliberately not here: sacrebleu's "intl", "char", Japanese / Korean (MeCab) and SentencePiece tokenizers,
-and its lowercasing (done by the caller, `minigpt.bleu`).
+and its lowercasing (done by the caller, `minigpt.metrics.bleu`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Both describe the same 50,000 merges, in two different ways:
 
 Also here: reading minigpt's own JSON tokenizer files (format and version checked). Every reader validates
 what it reads and names the file, the line and the problem. What this file does not do: download anything
-(the dataset recipes do), hold a tokenizer or write its files (tokenizer.py does, through minigpt/atomic.py).
+(the dataset recipes do), hold a tokenizer or write its files (bpe_tokenizer.py does, through
+minigpt/files/atomic.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minigpt.bpe import Pair, encode_chunk
+from minigpt.tokenizer.bpe import Pair, encode_chunk
 
 FORMAT_VERSION = 1  # of minigpt's tokenizer JSON files
 

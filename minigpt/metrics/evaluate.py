@@ -37,9 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import metrics
-from minigpt.atomic import write_text_atomic
-from minigpt.tasks import END, TaskBatches, encode_pair, read_jsonl
+from minigpt import hf, metrics
+from minigpt.datasets.prepared import load_tokenizer, load_tokens
+from minigpt.files import checkpoint
+from minigpt.files.atomic import write_text_atomic
+from minigpt.files.paths import data_dir
+from minigpt.finetune.run import resolve_checkpoint
+from minigpt.finetune.tasks import END, TaskBatches, encode_pair, read_jsonl
+from minigpt.sampling import generate
 
 N_SAMPLES = 8          # answers kept in the report per model, to read next to the numbers
 SCORES = ("bleu", "rouge1", "rouge2", "rougeL", "exact")
@@ -50,12 +55,7 @@ def load_model(path: str | Path) -> tuple[str, Any, Any, Path | None]:
     """(name, model, tokenizer, tokenizer file or None) from a run, checkpoint or Hugging Face folder."""
     path = Path(path)
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        from minigpt import hf
-
         return path.name, hf.load_gpt2(path), hf.load_gpt2_tokenizer(path), None
-    from minigpt import checkpoint
-    from minigpt.finetune import resolve_checkpoint
-
     folder = resolve_checkpoint(path)
     ckpt = checkpoint.load(folder)
     name = f"{folder.parent.name}/{folder.name}" if folder.parent != folder else folder.name
@@ -66,9 +66,6 @@ def load_model(path: str | Path) -> tuple[str, Any, Any, Path | None]:
 def split_perplexity(model: Any, tokenizer_file: Path | None, tokenizer: Any, data: str | Path, split: str,
                      max_tokens: int | None = None) -> dict[str, Any]:
     """Perplexity of model on data/<data>/<split>.bin (or a dataset folder), first max_tokens tokens."""
-    from minigpt.data import load_tokenizer, load_tokens
-    from minigpt.paths import data_dir
-
     folder = Path(data) if Path(data).is_dir() else data_dir() / str(data)
     ids = load_tokens(folder, split)
     theirs = load_tokenizer(folder / "tokenizer.json")
@@ -101,8 +98,6 @@ def detect_lang(texts: list[str]) -> str:
 
 def answer(model: Any, tokenizer: Any, prompt_ids: list[int], max_new_tokens: int, end: str = END) -> str:
     """The greedy continuation of prompt_ids, up to the end string (not included), stripped."""
-    from minigpt.sampling import generate
-
     new = generate(model, prompt_ids, max_new_tokens=max_new_tokens, temperature=0, stop=end,
                    tokenizer=tokenizer)
     text = tokenizer.decode(new)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from minigpt.bleu import ngram_counts
+from minigpt.metrics.bleu import ngram_counts
 
 Score = tuple[float, float, float]  # (precision, recall, fmeasure)
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")

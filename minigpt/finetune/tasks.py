@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.atomic import write_text_atomic
+from minigpt.files.atomic import write_text_atomic
 
 IGNORE_INDEX = -100   # the loss skips targets equal to this (torch's default for cross_entropy)
 END = "\n"            # appended to every response: the end token the model learns to emit

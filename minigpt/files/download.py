@@ -31,6 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from minigpt import __version__
+from minigpt.files.safetensors import SafetensorsError, read_header
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 FILES = ("config.json", "vocab.json", "merges.txt", "model.safetensors")  # small ones first: fail fast
@@ -254,8 +255,6 @@ def _check_model_file(path: Path) -> None:
     """A last sanity check on the weights: the safetensors header must be valid (cheap: no data is read)."""
     if not path.is_file():
         return
-    from minigpt.safetensors import SafetensorsError, read_header
-
     try:
         read_header(path)
     except SafetensorsError as exc:

@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from minigpt.atomic import write_text_atomic
-from minigpt.bpe_files import FORMAT_VERSION, read_json
+from minigpt.files.atomic import write_text_atomic
+from minigpt.tokenizer.files import FORMAT_VERSION, read_json
 
 
 class CharTokenizer:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.atomic import atomic_open
+from minigpt.files.atomic import atomic_open
 
 MAX_HEADER_SIZE = 100_000_000  # the reference implementation's limit (a guard against huge-header attacks)
 

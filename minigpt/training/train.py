@@ -1,6 +1,6 @@
 """The training loop: random windows in, AdamW steps, periodic evaluation, checkpoints, exact resume.
 
-    cfg = config_from_preset("baby", {"max_iters": 500})     # presets: minigpt/presets/*.toml
+    cfg = config_from_preset("baby", {"max_iters": 500})     # presets: minigpt/training/presets/*.toml
     summary = train(cfg, "runs/baby")                        # resume=True continues runs/baby/last
 
 One iteration, `it` = the number of steps already taken:
@@ -19,8 +19,8 @@ evaluating never disturbs training. A checkpoint stores the first two streams' s
 AdamW's moments, so a run stopped at any point (Ctrl-C, kill -9) and resumed from its last checkpoint ends
 with bit-identical weights to a run that never stopped.
 
-Fine-tuning (minigpt/finetune.py) runs this same loop with `task=`: batches come from task.train /
-task.val (objects with get_batch(rng): prompt/response rows with the prompt masked, minigpt/tasks.py)
+Fine-tuning (minigpt/finetune/run.py) runs this same loop with `task=`: batches come from task.train /
+task.val (objects with get_batch(rng): prompt/response rows with the prompt masked, minigpt/finetune/tasks.py)
 instead of random windows of data/<dataset>/*.bin, and `patience` stops it early.
 
 Ctrl-C finishes the current step, saves last/ and returns (a second Ctrl-C stops at once). A non-finite loss
@@ -42,10 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import checkpoint, optim
-from minigpt.data import DataError, get_batch, load_meta, load_tokenizer, load_tokens
+from minigpt import optim
+from minigpt.datasets.prepared import DataError, get_batch, load_meta, load_tokenizer, load_tokens
+from minigpt.files import checkpoint
+from minigpt.files.paths import data_dir
 from minigpt.model import GPT, GPTConfig
-from minigpt.paths import data_dir
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 PLOT_EVERY_S = 10.0  # redraw loss.png at an evaluation only if the last drawing is older than this
@@ -126,7 +127,8 @@ def list_presets() -> list[str]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """A preset's values: minigpt/presets/<name>.toml, or a path to any .toml file of TrainConfig keys."""
+    """A preset's values: minigpt/training/presets/<name>.toml, or a path to any .toml file of TrainConfig
+    keys."""
     path = Path(name) if name.endswith(".toml") else PRESETS_DIR / f"{name}.toml"
     if not path.is_file():
         raise ValueError(f"no preset {name!r}; the presets are: {', '.join(list_presets())} "
@@ -205,7 +207,7 @@ def dataset_folder(name: str, log=print) -> Path:
     """data/<name>, prepared first if it is a recipe and not there yet (pystdlib needs no network)."""
     folder = data_dir() / name
     if not (folder / "meta.json").is_file():
-        from minigpt.recipes import RECIPES, prepare
+        from minigpt.datasets.recipes import RECIPES, prepare
 
         if name not in RECIPES or name == "textfile":
             raise DataError(f"dataset {name!r} is not prepared ({folder} has no meta.json): run "
@@ -220,7 +222,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, init_f
     """Run (or continue) a training run in out_dir; returns a summary dict (iters, losses, time, ...).
 
     task: fine-tuning data instead of cfg.dataset, an object with .train and .val (get_batch(rng) sources),
-    .tokenizer_file, .vocab_size and .sha256 (the identity a resume checks); see minigpt/finetune.py.
+    .tokenizer_file, .vocab_size and .sha256 (the identity a resume checks); see minigpt/finetune/run.py.
     """
     out = Path(out_dir)
     ckpt = None

@@ -33,29 +33,16 @@ from pathlib import Path
 
 import regex
 
-from minigpt.atomic import write_text_atomic
-from minigpt.bpe import (  # noqa: F401 - the lesson functions are graded through this module
-    PATTERNS,
-    Pair,
-    build_vocab,
-    decode,
-    encode,
-    encode_chunk,
-    get_stats,
-    learn_merges,
-    merge,
-    split,
-    train,
-)
-from minigpt.bpe_cache import ChunkEncoder
-from minigpt.bpe_files import (
+from minigpt.files.atomic import write_text_atomic
+from minigpt.tokenizer.bpe import PATTERNS, Pair, build_vocab, learn_merges, split
+from minigpt.tokenizer.bpe_cache import ChunkEncoder
+from minigpt.tokenizer.files import (
     FORMAT_VERSION,
     read_gpt2_files,
     read_json,
     read_tiktoken,
     recover_merges,
 )
-from minigpt.char_tokenizer import CharTokenizer  # noqa: F401 - part of this module's public API
 
 
 class BPETokenizer:

@@ -12,7 +12,8 @@ The five lesson functions (lesson 01's exercise.py has the same signatures):
     encode(text, merges, pattern)   -> ids                 split with the regex, then merge by priority
     decode(ids, merges)             -> str                 bytes joined, invalid UTF-8 replaced by U+FFFD
 
-and the two fast engines the BPETokenizer class (minigpt/tokenizer.py) is built on: `learn_merges`, which
+and the two fast engines the BPETokenizer class (minigpt/tokenizer/bpe_tokenizer.py) is built on:
+`learn_merges`, which
 keeps pair counts up to date incrementally instead of recounting after every merge, and `encode_chunk`.
 
 What this file does not do: special tokens, file formats, caching (tokenizer.py, bpe_files.py, bpe_cache.py).

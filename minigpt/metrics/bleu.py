@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from minigpt.bleu_tokenizers import get_tokenizer
+from minigpt.metrics.bleu_tokenizers import get_tokenizer
 
 MAX_ORDER = 4  # n-grams of 1, 2, 3 and 4 words
 LOG_ZERO = -9999999999.0  # sacrebleu's stand-in for log(0): any zero precision sends the score to 0

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import safetensors
-from minigpt.atomic import write_bytes_atomic
-from minigpt.data import Tokenizer, load_tokenizer
+from minigpt.datasets.prepared import Tokenizer, load_tokenizer
+from minigpt.files import safetensors
+from minigpt.files.atomic import write_bytes_atomic
 from minigpt.model import GPT, GPTConfig
 
 FORMAT = "minigpt-checkpoint"

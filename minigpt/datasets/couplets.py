@@ -20,7 +20,7 @@ That is 4,397 / 239 / 239 poems, about 90% / 5% / 5% of the couplets. Finally a 
 prompt also appears in train (a stock phrase reused by another poet) is dropped, so a test score is
 never a lookup.
 
-The text is the tang_poems recipe's own cleaned text (minigpt/recipes.py: parsed, control characters
+The text is the tang_poems recipe's own cleaned text (minigpt/datasets/recipes.py: parsed, control characters
 dropped, duplicate poems dropped), read from --from-file or from the tang_poems download cache
 (data/tang_poems/source/, fetched if absent), so the cut falls exactly where pre-training's does.
 `prepare_couplets` writes data/tang_couplets/{train,val,test}.jsonl and meta.json (counts, seed, rule).
@@ -40,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.atomic import write_text_atomic
-from minigpt.tasks import write_jsonl
+from minigpt.datasets.sources import read_tang_poems
+from minigpt.files.atomic import write_text_atomic
+from minigpt.files.paths import data_dir
+from minigpt.finetune.tasks import write_jsonl
 
 HALF = r"[^，。？！；：、\s]+"
 COUPLET = re.compile(rf"^({HALF}[，？！；])({HALF}[。？！；])$")
@@ -113,12 +115,9 @@ def prepare_couplets(*, from_file: str | Path | None = None, out: str | Path | N
                      url: str | None = None, seed: int = 1337, progress: bool = True,
                      log: Callable[[str], None] = print) -> Path:
     """`minigpt prepare tang_couplets`: write train/val/test JSONL and meta.json; returns the folder."""
-    from minigpt.paths import data_dir
-    from minigpt.recipes import _tang_poems  # the tang_poems recipe's reading and cleaning, shared
-
     t0 = time.time()
     folder = Path(out) if out is not None else data_dir() / "tang_couplets"
-    corpus = _tang_poems(data_dir() / "tang_poems", from_file, url, progress)
+    corpus = read_tang_poems(data_dir() / "tang_poems", from_file, url, progress)
     pairs, counts = split_couplets(corpus.text, 0.1, seed)
     for name in SPLITS:
         write_jsonl(folder / f"{name}.jsonl", pairs[name])

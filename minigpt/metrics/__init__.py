@@ -16,7 +16,7 @@ This file only gathers names; the code and its explanations live in bleu.py, ble
 and perplexity.py. No third-party metric library is imported anywhere in minigpt.
 """
 
-from minigpt.bleu import (
+from minigpt.metrics.bleu import (
     BleuDetails,
     bleu,
     bleu_details,
@@ -28,9 +28,9 @@ from minigpt.bleu import (
     ngram_counts,
     sentence_bleu,
 )
-from minigpt.bleu_tokenizers import is_chinese_char, tokenize_13a, tokenize_none, tokenize_zh
-from minigpt.perplexity import mean_nll, perplexity, sliding_windows
-from minigpt.rouge import fmeasure, lcs_length, rouge, rouge_l, rouge_n, rouge_tokenize
+from minigpt.metrics.bleu_tokenizers import is_chinese_char, tokenize_13a, tokenize_none, tokenize_zh
+from minigpt.metrics.perplexity import mean_nll, perplexity, sliding_windows
+from minigpt.metrics.rouge import fmeasure, lcs_length, rouge, rouge_l, rouge_n, rouge_tokenize
 
 __all__ = [
     "BleuDetails", "bleu", "bleu_details", "brevity_penalty", "closest_ref_len", "corpus_bleu",

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import checkpoint
+from minigpt import hf
+from minigpt.files import checkpoint
+from minigpt.finetune.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
 from minigpt.model import GPT
-from minigpt.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
-from minigpt.train import TrainConfig, train
+from minigpt.training.train import TrainConfig, train
 
 # Fine-tuning's defaults; anything else is the base run's setting (or TrainConfig's).
 FINETUNE_DEFAULTS: dict[str, Any] = {
@@ -92,8 +93,6 @@ def load_base(init: str | Path | None = None, hf_dir: str | Path | None = None,
         ckpt = checkpoint.load(path)
         return Base(path, ckpt.model, ckpt.tokenizer, ckpt.folder / "tokenizer.json",
                     dict(ckpt.state.get("train_config", {})))
-    from minigpt import hf
-
     folder = Path(hf_dir)
     model = hf.load_gpt2(folder)
     tokenizer = hf.load_gpt2_tokenizer(folder)

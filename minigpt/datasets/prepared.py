@@ -1,6 +1,6 @@
 """Token files on disk and random training windows: the data pipeline after the text is clean.
 
-A prepared dataset is a folder `data/<name>/` with four files (minigpt/recipes.py writes them):
+A prepared dataset is a folder `data/<name>/` with four files (minigpt/datasets/recipes.py writes them):
 
     train.bin, val.bin   the token ids, raw little-endian uint16 (vocab <= 65535) or uint32, no header:
                          np.memmap reads them without loading them, so a corpus bigger than RAM works
@@ -12,7 +12,7 @@ positions uniformly and returns x = ids[i : i+T] and y = ids[i+1 : i+T+1] (the n
 as int64 (B, T). The rng is the caller's np.random.Generator, so a seed fixes the batches exactly.
 
 This file also holds the small text-cleaning functions the recipes share (newlines, control characters,
-duplicates) and the train/val split rule. Its writers are atomic (minigpt/atomic.py): an interrupted
+duplicates) and the train/val split rule. Its writers are atomic (minigpt/files/atomic.py): an interrupted
 `prepare` never leaves half a token file.
 
 What this file deliberately does not do: download or choose corpora (recipes.py), shuffle whole
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from minigpt.atomic import write_bytes_atomic
+from minigpt.files.atomic import write_bytes_atomic
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
 META_FORMAT = "minigpt-data"
