@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from minigpt import engines
 from minigpt.decode import decode_step, layer_params, prefill
 
 EOT = "<|endoftext|>"
@@ -177,7 +178,9 @@ def _generate_ids(model: Any, prompt_ids: Iterable[int], max_new_tokens: int, te
             if len(ids) > P:                                     # the window moved: positions changed,
                 cache.reset()                                    # so prefill the last P tokens again
                 fed = len(ids) - P
-            if fed == len(ids) - 1 and len(cache) > 0:         # the usual step: one new position
+            if not engines.enabled():                            # the definition: the model's forward
+                logits = model.forward(np.array([ids[fed:]]), kv_cache=cache)[0, -1]      # (V,)
+            elif fed == len(ids) - 1 and len(cache) > 0:         # the usual step: one new position
                 logits = decode_step(model, ids[-1], cache, layers)                         # (V,)
             else:                                                # prefill: the prompt or a new window
                 logits = prefill(model, np.array([ids[fed:]]), cache, layers)         # (V,)

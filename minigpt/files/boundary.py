@@ -1,0 +1,147 @@
+"""The boundary: reading JSON and TOML files we did not write ourselves, and checking their fields.
+
+Every file minigpt reads may be truncated, hand-edited or hostile. This file is the one place that turns
+such bytes into Python values, with limits, so that every reader fails the same way: a `FileFormatError`
+that names the file, the field and what to do, never a RecursionError, TypeError or MemoryError.
+
+    data = read_json(path, what="tokenizer file", max_bytes=64 << 20)     # any JSON value
+    data = parse_json(text, where="task.jsonl:12")                         # one line / one string
+    cfg = read_toml(path, what="preset")
+    n = get_field(data, "n_layer", int, where, lo=1, hi=10_000)            # typed, ranged, finite
+    name = get_field(data, "name", str, where, default=None)
+
+Limits, and why:
+- size: a file is read only if it is smaller than max_bytes (each caller picks a bound that fits the
+  format), so a 10 GB "config.json" is refused before it is read;
+- nesting: JSON or TOML nested deeper than MAX_DEPTH is refused by a linear scan before parsing (Python's
+  parsers recurse and would raise RecursionError on `[` x 100,000);
+- numbers: NaN, Infinity and integers of more than MAX_INT_DIGITS digits are refused (a 400-digit
+  integer would overflow the first float() or NumPy call that sees it);
+- text: invalid UTF-8 is an error naming the file, not a UnicodeDecodeError.
+
+What this file deliberately does not do: know any file format's fields (each reader lists its own through
+get_field), or read binary formats (safetensors.py validates its own header).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+MAX_DEPTH = 64                 # no file minigpt reads nests deeper than ~4; 64 leaves room and stays safe
+MAX_INT_DIGITS = 30            # larger integers are never a valid count, size or id in our files
+DEFAULT_MAX_BYTES = 64 << 20   # 64 MiB: GPT-2's encoder.json is 1 MB, a tokenizer with 100k merges ~3 MB
+
+
+class FileFormatError(ValueError):
+    """A file (or a field in it) is not what minigpt expects; the message names the file and the field."""
+
+
+def read_text(path: str | Path, what: str = "file", max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The UTF-8 text of a file no larger than max_bytes; errors name the file (OSError passes through)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"{path} is a folder, not a {what}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileFormatError(f"{path}: {size:,} bytes is larger than a {what} can be ({max_bytes:,} bytes)")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text (byte {exc.start}); a {what} must be UTF-8") from None
+
+
+def check_depth(text: str, where: str, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse text whose brackets nest deeper than max_depth, in one pass (strings are skipped)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise FileFormatError(f"{where}: nested deeper than {max_depth} levels; not a file minigpt "
+                                      "wrote or reads")
+        elif ch in "]}":
+            depth -= 1
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def parse_json(text: str, where: str) -> Any:
+    """A JSON value from text; `where` names the file (and line) in the error."""
+    check_depth(text, where)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise FileFormatError(f"{where}: not valid JSON ({exc})") from None
+
+
+def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """A JSON file's value, within the limits above."""
+    return parse_json(read_text(path, what, max_bytes), str(path))
+
+
+def read_toml(path: str | Path, what: str = "TOML file", max_bytes: int = 1 << 20) -> dict[str, Any]:
+    """A TOML file's table, within the limits above (TOML's arrays and inline tables nest like JSON's)."""
+    text = read_text(path, what, max_bytes)
+    check_depth(text.replace("'", '"'), str(path))
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        raise FileFormatError(f"{path}: not valid TOML ({exc})") from None
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "an object"}
+_MISSING = object()
+
+
+def get_field(obj: Any, key: str, kind: type, where: str, *, lo: float | None = None,
+              hi: float | None = None, default: Any = _MISSING) -> Any:
+    """obj[key], checked: of type `kind` (an int is accepted for float, a bool never for a number),
+    finite, within [lo, hi]. A missing key returns `default` if one is given, else it is an error."""
+    if not isinstance(obj, dict):
+        raise FileFormatError(f"{where}: expected an object with field {key!r}, got {type(obj).__name__}")
+    if key not in obj:
+        if default is not _MISSING:
+            return default
+        raise FileFormatError(f"{where}: field {key!r} is missing")
+    value = obj[key]
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = abs(value) < 10**308                       # float() of a larger int raises OverflowError
+        value = float(value) if ok else value
+    if not ok:
+        raise FileFormatError(f"{where}: field {key!r} must be {_KIND_NAMES.get(kind, kind.__name__)}, "
+                              f"got {_short(value)}")
+    if kind in (int, float):
+        if not math.isfinite(value):
+            raise FileFormatError(f"{where}: field {key!r} must be finite, got {value}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise FileFormatError(f"{where}: field {key!r} = {_short(value)} is outside [{lo}, {hi}]")
+    return value
+
+
+def _short(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
