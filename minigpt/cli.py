@@ -2,30 +2,67 @@
 
 Each subcommand is a pair: `_add_<name>(subparsers)` declares its arguments, `_cmd_<name>(args)` runs
 it and returns the exit code. A subcommand is listed in COMMANDS only once it works.
+
+Conventions, the same for every subcommand: every long option answers to both spellings
+(`--max-new-tokens` and `--max_new_tokens`); a model is given by any folder load_model takes (a run, a
+checkpoint or a Hugging Face GPT-2 folder): `--init-from` where training starts from it, `--checkpoint`
+where it is only read; progress bars are drawn only when stderr is a terminal (`--progress` forces them).
+Every expected error (bad input, a missing or unreadable file, a full disk) is one line on stderr and a
+non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from minigpt import hf
 from minigpt.allocator import keep_freed_memory
 from minigpt.course import grader as grading
 from minigpt.datasets.recipes import RECIPES, prepare
 from minigpt.files import checkpoint, download
+from minigpt.files.boundary import read_text
+from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
 from minigpt.finetune import run as finetune
-from minigpt.finetune.run import FINETUNE_DEFAULTS, resolve_checkpoint
+from minigpt.finetune.run import FINETUNE_DEFAULTS
 from minigpt.metrics import evaluate
 from minigpt.sampling import EOT, stream
-from minigpt.training import train
-from minigpt.training.train import TrainConfig, list_presets
+from minigpt.training.config import (
+    MODEL_KEYS,
+    TrainConfig,
+    config_from_preset,
+    list_presets,
+    parse_overrides,
+    resume_config,
+)
+from minigpt.training.loop import TrainingDiverged, train
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose long options answer to both spellings: --max-new-tokens, --max_new_tokens."""
+
+    def add_argument(self, *names, **kwargs):
+        alts = []
+        for name in names:
+            if name.startswith("--") and ("-" in name[2:] or "_" in name[2:]):
+                alt = "--" + (name[2:].replace("-", "_") if "-" in name[2:] else name[2:].replace("_", "-"))
+                if alt not in names:
+                    alts.append(alt)
+        return super().add_argument(*names, *alts, **kwargs)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars: --progress / --no-progress, else only when stderr is a terminal (not in logs)."""
+    return sys.stderr.isatty() if args.progress is None else args.progress
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw progress bars (default: only when stderr is a terminal)")
 
 
 # ---- minigpt lesson list | run NN | check NN [--impl FILE] ---------------------------------------------
@@ -82,13 +119,13 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl, or a Hub repo id 'owner/model'")
     p.add_argument("--dest", help="folder to put the files in")
     p.add_argument("--revision", default="main", help="branch, tag or commit on the Hub (default: main)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_progress(p)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
     try:
         folder = download.download(args.name, args.dest, revision=args.revision,
-                                   progress=not args.no_progress)
+                                   progress=_progress(args))
     except download.DownloadError as exc:
         print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
@@ -114,7 +151,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", choices=("char", "bpe"), default="char", help="textfile: char or bpe")
     p.add_argument("--vocab-size", type=int, default=1024,
                    help="BPE vocabulary size (shakespeare; textfile --tokenizer bpe)")
-    p.add_argument("--no-progress", action="store_true", help="no download progress bar")
+    _add_progress(p)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -122,68 +159,103 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     source = args.from_file or args.path
     out = data_dir() / args.out_name if args.out_name else None
     prepare(args.name, from_file=source, out=out, url=args.url, vocab=args.vocab, tokenizer=args.tokenizer,
-            vocab_size=args.vocab_size, progress=not args.no_progress)
+            vocab_size=args.vocab_size, progress=_progress(args))
     return 0
 
 
 # ---- minigpt train [--preset NAME] [--KEY VALUE ...] [--out DIR] [--resume] ------------------------------
+def _add_settings(p: argparse.ArgumentParser, title: str, skip: tuple[str, ...], defaults: dict) -> None:
+    """One option per TrainConfig field, in both spellings; skip the ones this command does not accept."""
+    group = p.add_argument_group(title)
+    for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        group.add_argument(*names, dest=f"set_{f.name}", metavar=f.type.upper(), default=None,
+                           help=f"(default {defaults.get(f.name, f.default)!r})")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
+    return parse_overrides(given)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GPT (no arguments: the offline default, minutes on a CPU)",
                        description="Train from a preset (minigpt/training/presets/*.toml); any setting can "
-                                   "be "
-                                   "overridden, e.g. --max_iters 500 --lr 3e-4. Checkpoints, log.jsonl and "
-                                   "loss.png go to --out (default runs/PRESET). Ctrl-C saves and stops; "
+                                   "be overridden, e.g. --max_iters 500 --lr 3e-4. Checkpoints, log.jsonl "
+                                   "and loss.png go to --out (default runs/PRESET). Ctrl-C saves and stops; "
                                    "--resume continues exactly where the run stopped.")
     p.add_argument("--preset", default="default", help=f"one of {', '.join(list_presets())}, or a .toml file")
     p.add_argument("--out", help="run folder (default: runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--init-from", help="start from these weights: a run or checkpoint folder, or a GPT-2 "
-                                        "folder")
+    p.add_argument("--init-from", help="start from these weights: a run, checkpoint or GPT-2 folder")
     p.add_argument("--no-sample", action="store_true", help="don't print a sample at the end")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = p.add_argument_group("settings (override the preset)")
-    for f in fields(TrainConfig):
-        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        group.add_argument(*names, dest=f"set_{f.name}", metavar=f.type.upper(), default=None,
-                           help=f"(default {f.default!r})")
+    _add_progress(p)
+    _add_settings(p, "settings (override the preset)", (), {})
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
-    overrides = train.parse_overrides(raw)
+    overrides = _overrides(args)
     out = Path(args.out) if args.out else Path("runs") / Path(args.preset).stem
     if args.resume:
         try:
-            saved = checkpoint.load(out / "last").state["train_config"]
+            state = checkpoint.load(out / "last").state
         except checkpoint.CheckpointError as exc:
-            print(f"minigpt: error: cannot resume: {exc}", file=sys.stderr)
-            return 2
-        cfg = train.TrainConfig(**(saved | overrides))
+            raise checkpoint.CheckpointError(f"cannot resume: {exc}") from None
+        cfg = resume_config(state["train_config"], overrides, str(out / "last" / "state.json"))
     else:
-        cfg = train.config_from_preset(args.preset, overrides)
+        cfg = config_from_preset(args.preset, overrides)
+    _prepare_if_missing(cfg.dataset)
+    _hint_blas_threads()
     try:
-        summary = train.train(cfg, out, resume=args.resume, init_from=args.init_from,
-                              progress=not args.no_progress, sample=not args.no_sample)
-    except train.TrainingDiverged as exc:
+        summary = train(cfg, out, resume=args.resume, init_from=args.init_from, progress=_progress(args),
+                        sample=not args.no_sample)
+    except TrainingDiverged as exc:
         print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
     return 130 if summary["interrupted"] else 0
 
 
-# ---- minigpt sample (--checkpoint runs/NAME | --hf DIR) [--prompt TEXT] ... -----------------------------
+def _prepare_if_missing(name: str) -> None:
+    """data/<name> prepared first if it is a recipe that needs no input and is not there yet."""
+    folder = data_dir() / name
+    if (folder / "meta.json").is_file():
+        return
+    if name not in RECIPES or name in ("textfile", "tang_couplets"):
+        raise ValueError(f"dataset {name!r} is not prepared ({folder} has no meta.json): run "
+                         f"`minigpt prepare NAME` first; the recipes are {', '.join(RECIPES)}")
+    print(f"preparing dataset {name} (first use) ...")
+    prepare(name)
+
+
+def _hint_blas_threads() -> None:
+    """On a busy machine, BLAS threads that wait for a core slow training down: say so, once."""
+    if any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return
+    if cores > 1 and load > cores / 2:
+        print(f"note: this machine is busy (load {load:.1f} on {cores} cores); BLAS uses {cores} threads, "
+              "which then wait for each other. If steps are slow, try OMP_NUM_THREADS=1 minigpt ...",
+              file=sys.stderr)
+
+
+# ---- minigpt sample --checkpoint FOLDER [--prompt TEXT] ... ------------------------------------------------
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="generate text from a trained checkpoint or a GPT-2 folder",
+    p = sub.add_parser("sample", help="generate text from a trained model or a GPT-2 folder",
                        description="Generate text after a prompt. Output streams as it is sampled when "
                                    "stdout is a terminal. With --temperature 0 (greedy) and a GPT-2 folder, "
                                    "the text equals transformers' generate(do_sample=False).")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a training run (runs/NAME: best/, else last/) or a checkpoint "
-                                          "folder")
-    src.add_argument("--hf", metavar="DIR", help="a GPT-2 folder: config.json, model.safetensors, "
-                                                 "vocab.json, merges.txt (`minigpt download gpt2`)")
+    p.add_argument("--checkpoint", required=True, metavar="FOLDER",
+                   help="a training run (runs/NAME: best/, else last/), a checkpoint folder, or a GPT-2 "
+                        "folder (config.json, model.safetensors, vocab.json, merges.txt)")
     text = p.add_mutually_exclusive_group()
-    text.add_argument("--prompt", default="", help="the text to continue (default: empty, start from "
-                                                   "<|endoftext|>)")
+    text.add_argument("--prompt", default="", help="the text to continue (default: empty: start from "
+                                                   "<|endoftext|>, or a newline for a character model)")
     text.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
@@ -200,28 +272,13 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    if args.checkpoint:
-
-        ckpt = checkpoint.load(resolve_checkpoint(args.checkpoint))   # a run folder: its best/, else last/
-        model, tok = ckpt.model, ckpt.tokenizer
-        eos = getattr(tok, "special_tokens", {}).get(EOT)
-    else:
-        model, tok = hf.load_gpt2(args.hf), hf.load_gpt2_tokenizer(args.hf)
-        eos = None                                   # transformers stops at the generation config's EOS
-        for name in ("generation_config.json", "config.json"):
-            path = Path(args.hf) / name
-            if path.is_file():
-                eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
-                if eos is not None:
-                    break
-    prompt = Path(args.prompt_file).read_text(encoding="utf-8") if args.prompt_file else args.prompt
-    try:
-        ids = tok.encode(prompt, allowed_special="all")   # BPE: "<|endoftext|>" in a prompt is the token
-    except TypeError:
-        ids = tok.encode(prompt)                          # a character tokenizer
+    loaded = load_model(args.checkpoint)
+    model, tok = loaded.model, loaded.tokenizer
+    prompt = read_text(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
+    ids = _encode_prompt(tok, prompt)
     stop: list = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
-    if eos is not None and not args.ignore_eos:
-        stop += [eos] if isinstance(eos, int) else list(eos)
+    if loaded.eos_id is not None and not args.ignore_eos:
+        stop += [loaded.eos_id] if isinstance(loaded.eos_id, int) else list(loaded.eos_id)
     live = sys.stdout.isatty() if args.stream is None else args.stream
     for i in range(args.num_samples):
         if i:
@@ -239,65 +296,73 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- minigpt finetune (--init RUN | --hf DIR) --task FILE [--val FILE] [--KEY VALUE ...] ------------------
-def _add_finetune(sub: argparse._SubParsersAction) -> None:
+def _encode_prompt(tok, prompt: str) -> list[int]:
+    """The prompt's ids. An empty prompt starts from <|endoftext|> if the tokenizer has it, else from a
+    newline (a character model's natural start), else it is refused with a clear message."""
+    try:
+        ids = tok.encode(prompt, allowed_special="all")   # BPE: "<|endoftext|>" in a prompt is the token
+    except TypeError:
+        ids = tok.encode(prompt)                          # a character tokenizer
+    if ids or EOT in (getattr(tok, "special_tokens", None) or {}):
+        return ids
+    try:
+        ids = tok.encode("\n")
+    except ValueError:
+        ids = []
+    if not ids:
+        raise ValueError("an empty prompt needs a start token, and this model's tokenizer has neither "
+                         "<|endoftext|> nor a newline: give a --prompt")
+    print("(empty prompt: starting from a newline)", file=sys.stderr)
+    return ids
 
-    description = ("Fine-tune a checkpoint (--init: a run folder -> its best/, or a checkpoint folder) or a "
-                   "Hugging Face GPT-2 folder (--hf) on a JSONL task file: one "
+
+# ---- minigpt finetune --init-from FOLDER --task FILE [--val FILE] [--KEY VALUE ...] -----------------------
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    description = ("Fine-tune a model (--init-from: a run folder -> its best/, a checkpoint folder, or a "
+                   "Hugging Face GPT-2 folder) on a JSONL task file: one "
                    '{"prompt": ..., "response": ...} per line. The training loop, checkpoints and --resume '
                    "are train's; the defaults differ: "
                    + ", ".join(f"{k}={v}" for k, v in FINETUNE_DEFAULTS.items())
-                   + ". Other settings come from the base run.")
+                   + ". Other settings come from the base run; the model's shape is the base model's.")
     p = sub.add_parser("finetune", help="continue training on prompt/response pairs, loss on responses only",
                        description=description)
-    base = p.add_mutually_exclusive_group()
-    base.add_argument("--init", help="our checkpoint: a run folder (uses best/, else last/) or a checkpoint "
-                                     "folder")
-    base.add_argument("--hf", help="a Hugging Face GPT-2 folder (config.json, model.safetensors, vocab.json, "
-                                   "merges.txt)")
+    p.add_argument("--init-from", help="the base model: a run, checkpoint or Hugging Face GPT-2 folder")
     p.add_argument("--task", required=True, help="the training pairs, JSONL (data/tang_couplets/train.jsonl)")
     p.add_argument("--val", help="validation pairs, JSONL (default: a seeded 10%% of --task)")
     p.add_argument("--out", help="run folder (default: runs/finetune_<task file name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    group = p.add_argument_group("settings (override the defaults)")
-    for f in fields(TrainConfig):
-        if f.name in ("dataset",):
-            continue
-        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        group.add_argument(*names, dest=f"set_{f.name}", metavar=f.type.upper(), default=None,
-                           help=f"(default {FINETUNE_DEFAULTS.get(f.name, 'the base run')!r})")
+    _add_progress(p)
+    _add_settings(p, "settings (override the defaults)", ("dataset", *MODEL_KEYS), FINETUNE_DEFAULTS)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    if not args.resume and not (args.init or args.hf):
-        print("minigpt: error: give the model to fine-tune: --init RUN or --hf FOLDER", file=sys.stderr)
+    if not args.resume and not args.init_from:
+        print("minigpt: error: give the model to fine-tune: --init-from FOLDER", file=sys.stderr)
         return 2
-    raw = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_") and v is not None}
     out = Path(args.out) if args.out else Path("runs") / f"finetune_{Path(args.task).stem}"
     try:
-        summary = finetune.finetune(args.task, out, init=args.init, hf_dir=args.hf, val=args.val,
-                                    overrides=train.parse_overrides(raw), resume=args.resume,
-                                    progress=not args.no_progress)
-    except train.TrainingDiverged as exc:
+        summary = finetune.finetune(args.task, out, init=args.init_from, val=args.val,
+                                    overrides=_overrides(args), resume=args.resume, progress=_progress(args))
+    except TrainingDiverged as exc:
         print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
     return 130 if summary["interrupted"] else 0
 
 
-# ---- minigpt eval --checkpoint RUN [RUN ...] [--data NAME --split val] [--task FILE] ---------------------
+# ---- minigpt eval --checkpoint FOLDER [FOLDER ...] [--data NAME --split val] [--task FILE] -------------
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     description = ("Evaluate one or more models: perplexity on data/NAME/SPLIT.bin (--data), and greedy "
                    "answers to a JSONL task's prompts scored against its responses with BLEU, ROUGE (F1) and "
-                   "exact match, plus the perplexity of the responses (--task). Chinese references are "
-                   "detected: BLEU tokenize zh, ROUGE on characters. Prints a table; --json and --plot save "
-                   "the report and a chart.")
+                   "exact match, plus the perplexity of the responses (--task). Every model is loaded and "
+                   "checked before anything is computed. Chinese references are detected: BLEU tokenize zh, "
+                   "ROUGE on characters. Prints a table with example answers; --json and --plot save the "
+                   "report and a chart.")
     p = sub.add_parser("eval", help="perplexity on a dataset split; BLEU, ROUGE and perplexity on a task",
                        description=description)
-    p.add_argument("--checkpoint", nargs="+", required=True, metavar="RUN",
+    p.add_argument("--checkpoint", nargs="+", required=True, metavar="FOLDER",
                    help="run folders (best/, else last/), checkpoint folders or Hugging Face GPT-2 folders")
     p.add_argument("--data", help="a prepared dataset (data/NAME): perplexity on its --split")
-    p.add_argument("--split", default="val", help="train or val (default val)")
+    p.add_argument("--split", default="val", choices=("train", "val"), help="train or val (default val)")
     p.add_argument("--task", help="a JSONL task file (e.g. data/tang_couplets/test.jsonl)")
     p.add_argument("--max-examples", type=int, help="score only the first N task examples")
     p.add_argument("--max-tokens", type=int, help="perplexity over only the first N tokens of the split")
@@ -332,7 +397,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minigpt", description="A GPT built from scratch in pure NumPy.")
+    parser = _Parser(prog="minigpt", description="A GPT built from scratch in pure NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add, _ in COMMANDS.values():
         add(sub)
@@ -348,9 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+    except (ValueError, KeyError) as exc:      # every minigpt error about bad input is a ValueError
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"minigpt: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:                     # missing or unreadable files, a read-only folder, a full disk
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"minigpt: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -10,7 +10,6 @@ from minigpt.datasets.prepared import (
     DataError,
     drop_control_chars,
     drop_duplicates,
-    get_batch,
     load_meta,
     load_tokenizer,
     load_tokens,
@@ -18,6 +17,7 @@ from minigpt.datasets.prepared import (
     split_text,
     token_dtype,
 )
+from minigpt.training.batches import get_batch
 
 UNREACHABLE = "http://127.0.0.1:9/nothing-here.txt"  # port 9 (discard): connection refused at once
 

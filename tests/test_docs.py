@@ -499,6 +499,6 @@ def test_readme_names_the_commands_it_documents():
 def test_usage_expansion():
     assert expand_usage("minigpt lesson list | run NN | check NN [--impl FILE]") == [
         ["lesson", "list"], ["lesson", "run", "NN"], ["lesson", "check", "NN", "--impl", "FILE"]]
-    assert expand_usage("minigpt sample --checkpoint runs/NAME | --hf DIR  [--prompt TEXT]") == [
-        ["sample", "--checkpoint", "runs/NAME", "--prompt", "TEXT"],
-        ["sample", "--hf", "DIR", "--prompt", "TEXT"]]
+    assert expand_usage("minigpt eval --checkpoint runs/NAME | --data NAME  [--task FILE]") == [
+        ["eval", "--checkpoint", "runs/NAME", "--task", "FILE"],
+        ["eval", "--data", "NAME", "--task", "FILE"]]

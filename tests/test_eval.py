@@ -11,12 +11,13 @@ import pytest
 from minigpt import metrics, optim
 from minigpt.datasets import prepared as data
 from minigpt.files import checkpoint
+from minigpt.files.models import load_model
 from minigpt.finetune import tasks
 from minigpt.layers.loss import cross_entropy_forward
 from minigpt.metrics import evaluate
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
-from minigpt.training.train import TrainConfig
+from minigpt.training.config import TrainConfig
 
 CHARS = "\n，。abcdefgh山水月花風雲"
 
@@ -145,15 +146,16 @@ def runs(tmp_path, monkeypatch):
 
 
 def test_split_perplexity_matches_metrics_and_checks_the_tokenizer(runs):
-    name, model, tok, tok_file = evaluate.load_model(runs / "base")
-    assert name == "base/best"
-    got = evaluate.split_perplexity(model, tok_file, tok, "poem", "val")
+    loaded = load_model(runs / "base")
+    model, tok = loaded.model, loaded.tokenizer
+    assert loaded.name == "base/best" and loaded.kind == "checkpoint"
+    got = evaluate.split_perplexity(model, tok, "poem", "val")
     ids = data.load_tokens(runs / "data" / "poem", "val")
     assert got["perplexity"] == pytest.approx(metrics.perplexity(model, np.asarray(ids, dtype=np.int64)))
     assert got["tokens"] == len(ids) - 1
     other = CharTokenizer(sorted(set(tok.chars) | {"Z"}))
     with pytest.raises(ValueError, match="another tokenizer"):
-        evaluate.split_perplexity(model, None, other, "poem", "val")
+        evaluate.split_perplexity(model, other, "poem", "val")
 
 
 def test_report_table_json_and_chart(runs):

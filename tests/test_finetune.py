@@ -10,12 +10,13 @@ import pytest
 from minigpt import optim
 from minigpt.datasets import couplets
 from minigpt.files import checkpoint
+from minigpt.files.models import load_model
 from minigpt.finetune import run as finetune
 from minigpt.finetune import tasks
 from minigpt.finetune.tasks import IGNORE_INDEX, Example, TaskError, build_example, make_batch, read_jsonl
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
-from minigpt.training.train import TrainConfig
+from minigpt.training.config import TrainConfig
 
 CHARS = "\n，。一二三四五六七八九十山水月花風雲"
 
@@ -264,7 +265,7 @@ def test_finetune_trains_on_responses_and_checkpoints(base):
 
 
 def test_finetune_defaults_are_gentler_than_pretraining(base):
-    b = finetune.load_base(init=base / "pre")
+    b = load_model(base / "pre")
     cfg = finetune.finetune_config(b)
     assert cfg.lr == finetune.FINETUNE_DEFAULTS["lr"] < TrainConfig().lr
     assert cfg.patience > 0 and cfg.block_size == 16 and cfg.batch_size == 4      # the base run's settings
@@ -319,27 +320,30 @@ def test_unknown_character_in_the_task_stops_before_training(base):
 
 
 def test_base_model_errors(base):
-    with pytest.raises(ValueError, match="--init CHECKPOINT"):
-        finetune.load_base()
+    with pytest.raises(ValueError, match="--init-from"):
+        finetune.finetune(base / "train.jsonl", base / "ft", progress=False, log=quiet)
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
-        finetune.load_base(init=base / "nowhere")
+        finetune.finetune(base / "train.jsonl", base / "ft", init=base / "nowhere", progress=False, log=quiet)
 
 
 def test_cli_finetune(base, capsys):
     from minigpt.cli import main
 
-    args = ["finetune", "--init", str(base / "pre"), "--task", str(base / "train.jsonl"), "--out",
+    args = ["finetune", "--init-from", str(base / "pre"), "--task", str(base / "train.jsonl"), "--out",
             str(base / "cli"), "--no-progress", "--max_iters", "2", "--eval_interval", "2",
             "--eval_iters", "1"]
     assert main(args) == 0
     assert (base / "cli" / "last" / "state.json").is_file()
     assert main(["finetune", "--task", str(base / "train.jsonl")]) == 2
-    assert "--init RUN or --hf" in capsys.readouterr().err
+    assert "--init-from FOLDER" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                           # the base model's shape is not a setting here
+        main(["finetune", "--init-from", str(base / "pre"), "--task", str(base / "train.jsonl"),
+              "--n_layer", "3"])
 
 
 def test_finetune_a_hugging_face_folder(tmp_path):
-    """--hf: GPT-2's files (config.json, model.safetensors, vocab.json, merges.txt); the tokenizer is
-    copied into the run, so its checkpoints carry it."""
+    """--init-from a GPT-2 folder: its files (config.json, model.safetensors, vocab.json, merges.txt); the
+    tokenizer is copied into the run, so its checkpoints carry it."""
     from minigpt import hf
     from minigpt.tokenizer.files import bytes_to_unicode
 
@@ -351,7 +355,7 @@ def test_finetune_a_hugging_face_folder(tmp_path):
     (folder / "merges.txt").write_text("#version: 0.2\nĠ t\nh e\n", encoding="utf-8")
     hf.save_gpt2(GPT(GPTConfig(259, 16, 1, 2, 8), seed=0, dtype=np.float32), folder)
     tasks.write_jsonl(tmp_path / "t.jsonl", [(f"say {w}:", f" {w} the") for w in ("a", "b", "c", "d", "e")])
-    summary = finetune.finetune(tmp_path / "t.jsonl", tmp_path / "ft", hf_dir=folder,
+    summary = finetune.finetune(tmp_path / "t.jsonl", tmp_path / "ft", init=folder,
                                 overrides=dict(SMALL, batch_size=2), progress=False, log=quiet)
     assert summary["iter"] == 6
     ckpt = checkpoint.load(tmp_path / "ft" / "last")

@@ -293,8 +293,8 @@ def test_stream_text_equals_generate_text_on_a_random_model():
 def test_cli_hf_folder_greedy_equals_transformers(capsys):
     ref = json.loads((LESSON / "greedy.json").read_text(encoding="utf-8"))
     for run in ref["runs"]:
-        code = main(["sample", "--hf", str(LESSON / "tiny_gpt2"), "--prompt", run["prompt"], "--temperature",
-                     "0", "--max-new-tokens", str(ref["max_new_tokens"])])
+        code = main(["sample", "--checkpoint", str(LESSON / "tiny_gpt2"), "--prompt", run["prompt"],
+                     "--temperature", "0", "--max-new-tokens", str(ref["max_new_tokens"])])
         assert code == 0
         assert capsys.readouterr().out == run["prompt"] + run["text"] + "\n"
 
@@ -331,10 +331,13 @@ def test_cli_checkpoint_run_prompt_file_seeds_and_streaming(tmp_path, capsys):
 def test_cli_stop_string_and_empty_prompt_errors(tmp_path, capsys):
     ref = json.loads((LESSON / "greedy.json").read_text(encoding="utf-8"))["runs"][0]
     stop = ref["text"][10:14]
-    assert main(["sample", "--hf", str(LESSON / "tiny_gpt2"), "--prompt", ref["prompt"], "--temperature", "0",
-                 "--max-new-tokens", "50", "--stop", stop]) == 0
+    assert main(["sample", "--checkpoint", str(LESSON / "tiny_gpt2"), "--prompt", ref["prompt"],
+                 "--temperature", "0", "--max-new-tokens", "50", "--stop", stop]) == 0
     assert capsys.readouterr().out == ref["prompt"] + ref["text"][:ref["text"].index(stop)] + "\n"
     tok = CharTokenizer("ab")
     _save_checkpoint(tmp_path / "c", GPT(GPTConfig(2, 8, 1, 1, 4)), tok)
     assert main(["sample", "--checkpoint", str(tmp_path / "c")]) == 2
     assert "empty" in capsys.readouterr().err
+    _save_checkpoint(tmp_path / "nl", GPT(GPTConfig(3, 8, 1, 1, 4)), CharTokenizer("\nab"))
+    assert main(["sample", "--checkpoint", str(tmp_path / "nl"), "--max-new-tokens", "5", "--seed", "0"]) == 0
+    assert "starting from a newline" in capsys.readouterr().err      # a char model starts from "\n"

@@ -13,8 +13,10 @@ import pytest
 
 from minigpt.datasets import recipes
 from minigpt.files import checkpoint
-from minigpt.training import train
-from minigpt.training.train import TrainConfig, TrainingDiverged, config_from_preset
+from minigpt.training import config as train_config
+from minigpt.training import loop
+from minigpt.training.config import TrainConfig, config_from_preset
+from minigpt.training.loop import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (REPO / "minigpt" / "model.py").read_text(encoding="utf-8")  # ~15 KB of Python
@@ -44,7 +46,7 @@ def smoke(**overrides) -> TrainConfig:
 
 
 def run(cfg, out, **kw):
-    return train.train(cfg, out, progress=False, log=quiet, sample=False, **kw)
+    return loop.train(cfg, out, progress=False, log=quiet, sample=False, **kw)
 
 
 def params_of(folder: Path) -> dict[str, np.ndarray]:
@@ -167,7 +169,7 @@ def test_crash_between_the_two_renames(env, monkeypatch):
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(env, monkeypatch):
     out = env / "nan"
-    real = train.GPT.loss_and_grads
+    real = loop.GPT.loss_and_grads
     calls = {"n": 0}
 
     def poisoned(self, idx, targets, rng=None, ignore_index=-100):
@@ -175,7 +177,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(env, monkeypatch):
         loss, grads = real(self, idx, targets, rng, ignore_index)
         return (float("nan") if calls["n"] == 8 else loss), grads
 
-    monkeypatch.setattr(train.GPT, "loss_and_grads", poisoned)
+    monkeypatch.setattr(loop.GPT, "loss_and_grads", poisoned)
     before = None
     with pytest.raises(TrainingDiverged, match=r"diverged at iter 7.*last good checkpoint is .*last"):
         run(smoke(max_iters=30), out)
@@ -208,7 +210,7 @@ def test_damaged_checkpoints_are_clear_errors(env):
 
 
 def test_presets_and_overrides():
-    assert {"baby", "default", "smoke", "shakespeare_char", "tang_poems"} <= set(train.list_presets())
+    assert {"baby", "default", "smoke", "shakespeare_char", "tang_poems"} <= set(train_config.list_presets())
     baby = config_from_preset("baby")
     nanogpt = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, lr=1e-3, max_iters=2000,
                    lr_decay_iters=2000, min_lr=1e-4, warmup_iters=100, beta2=0.99, dropout=0.0,
@@ -216,14 +218,14 @@ def test_presets_and_overrides():
                    dataset="shakespeare_char")
     assert {k: getattr(baby, k) for k in nanogpt} == nanogpt
     assert config_from_preset().dataset == "pystdlib"
-    assert train.parse_overrides({"lr": "3e-4", "bias": "false", "max_iters": "7"}) == \
+    assert train_config.parse_overrides({"lr": "3e-4", "bias": "false", "max_iters": "7"}) == \
         {"lr": 3e-4, "bias": False, "max_iters": 7}
     with pytest.raises(ValueError, match="max_iters needs a int"):
-        train.parse_overrides({"max_iters": "lots"})
+        train_config.parse_overrides({"max_iters": "lots"})
     with pytest.raises(ValueError, match="unknown setting"):
         config_from_preset("smoke", {"learning_rate": 1.0})
     with pytest.raises(ValueError, match="no preset"):
-        train.load_preset("gigantic")
+        train_config.load_preset("gigantic")
     with pytest.raises(ValueError, match="lr_decay_iters"):
         TrainConfig(warmup_iters=100, lr_decay_iters=50)
 

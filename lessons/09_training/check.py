@@ -1,6 +1,6 @@
 """Lesson 09's checks: the training loop's pieces against a PyTorch + transformers run of the same steps.
 
-What is graded (the implementation under test, `impl`, is minigpt.training.train or your file):
+What is graded (the implementation under test, `impl`, is minigpt.training.batches + loop, or your file):
 
     impl.get_batch(ids, batch_size, block_size, rng)          -> x, y (B, T) int64: random windows
     impl.estimate_loss(model, ids, cfg, rng)                  -> mean eval loss over cfg.eval_iters batches
@@ -48,7 +48,7 @@ import numpy as np
 
 from minigpt.course.grader import load_reference
 
-IMPL = "minigpt.training.train"
+IMPL = ("minigpt.training.batches", "minigpt.training.loop")
 REF = Path(__file__).resolve().parent / "reference"
 RTOL_LOSS, RTOL_W, ATOL_W = 1e-12, 1e-7, 1e-9
 BAND_SIGMAS, BAND_FLOOR = 3.0, 0.08   # laptop band: mean +- max(3 std over seeds, 0.08) nats
@@ -84,7 +84,7 @@ def _run(impl, model, opt, ref: dict, meta: dict, steps: range) -> tuple[list[fl
 
 
 def run(impl, g) -> None:
-    from minigpt.training.train import TrainConfig
+    from minigpt.training.config import TrainConfig
 
     ref = load_reference(__file__, "training.npz")
     meta = load_reference(__file__, "meta.json")

@@ -12,7 +12,7 @@ import numpy as np
 
 from minigpt.model import GPT
 from minigpt.optim import Optimizer
-from minigpt.training.train import TrainConfig  # noqa: F401 - the type of estimate_loss's cfg
+from minigpt.training.config import TrainConfig  # noqa: F401 - the type of estimate_loss's cfg
 
 
 def get_batch(ids: np.ndarray, batch_size: int, block_size: int,

@@ -24,10 +24,12 @@ import numpy as np
 
 from minigpt import optim
 from minigpt.datasets import recipes, sources
-from minigpt.datasets.prepared import get_batch, load_meta, load_tokenizer, load_tokens
+from minigpt.datasets.prepared import load_meta, load_tokenizer, load_tokens
 from minigpt.files import checkpoint
 from minigpt.files.paths import figures_dir, quick
-from minigpt.training import train
+from minigpt.training import config as train_config
+from minigpt.training import loop
+from minigpt.training.batches import get_batch
 
 QUICK = quick()
 FIG = figures_dir(__file__)
@@ -61,12 +63,13 @@ print("uniform guessing costs ln V =", round(math.log(meta["vocab_size"]), 4), "
 
 # %%
 ITERS = 24 if QUICK else 600
-cfg = train.TrainConfig(dataset="pystdlib", n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=12,
+cfg = train_config.TrainConfig(dataset="pystdlib", n_layer=2, n_head=4, n_embd=64, block_size=64,
+                               batch_size=12,
                         max_iters=ITERS, lr=2e-3, min_lr=2e-4, warmup_iters=ITERS // 20,
                         lr_decay_iters=ITERS, eval_interval=ITERS // 6, eval_iters=2 if QUICK else 20,
                         checkpoint_interval=ITERS, log_interval=5, sample_tokens=0)
 lines: list[str] = []
-summary = train.train(cfg, WORK / "runs" / "short", progress=False, log=lines.append)
+summary = loop.train(cfg, WORK / "runs" / "short", progress=False, log=lines.append)
 print("\n".join(line for line in lines if line.startswith("iter") or line.startswith("done")))
 records = [json.loads(r) for r in (WORK / "runs" / "short" / "log.jsonl").read_text().splitlines()]
 
@@ -98,11 +101,12 @@ recipes.prepare("textfile", from_file=small, log=lambda m: None)
 OVER = 12 if QUICK else 600
 curves = {}
 for dropout in (0.0, 0.2):
-    c = train.TrainConfig(dataset="small", n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16,
+    c = train_config.TrainConfig(dataset="small", n_layer=2, n_head=4, n_embd=96, block_size=64,
+                                 batch_size=16,
                           max_iters=OVER, lr=3e-3, min_lr=3e-4, warmup_iters=OVER // 20, lr_decay_iters=OVER,
                           dropout=dropout, weight_decay=0.1, eval_interval=OVER // 6,
                           eval_iters=2 if QUICK else 10, checkpoint_interval=OVER, sample_tokens=0)
-    train.train(c, WORK / "runs" / f"over_{dropout}", progress=False, log=lambda m: None)
+    loop.train(c, WORK / "runs" / f"over_{dropout}", progress=False, log=lambda m: None)
     recs = [json.loads(r) for r in (WORK / "runs" / f"over_{dropout}" / "log.jsonl").read_text().splitlines()]
     curves[dropout] = [r for r in recs if r["kind"] == "eval"]
     best = min(curves[dropout], key=lambda r: r["val_loss"])
@@ -130,22 +134,22 @@ print("saved", FIG / "overfitting.png")
 # training RNG *not* restored (a fresh generator): different batches, different weights.
 
 # %%
-smoke = train.config_from_preset("smoke", {"max_iters": 40, "lr_decay_iters": 40, "sample_tokens": 0})
+smoke = train_config.config_from_preset("smoke", {"max_iters": 40, "lr_decay_iters": 40, "sample_tokens": 0})
 quiet = lambda m: None  # noqa: E731
-train.train(smoke, WORK / "runs" / "straight", progress=False, log=quiet)
-half = train.config_from_preset("smoke", {"max_iters": 20, "lr_decay_iters": 40, "sample_tokens": 0})
-train.train(half, WORK / "runs" / "resumed", progress=False, log=quiet)
+loop.train(smoke, WORK / "runs" / "straight", progress=False, log=quiet)
+half = train_config.config_from_preset("smoke", {"max_iters": 20, "lr_decay_iters": 40, "sample_tokens": 0})
+loop.train(half, WORK / "runs" / "resumed", progress=False, log=quiet)
 print("checkpoint files:", sorted(p.name for p in (WORK / "runs" / "resumed" / "last").iterdir()))
 state = json.loads((WORK / "runs" / "resumed" / "last" / "state.json").read_text())
 print("saved training RNG state:", json.dumps(state["rng"]["data"])[:110], "...")
-train.train(smoke, WORK / "runs" / "resumed", resume=True, progress=False, log=quiet)
+loop.train(smoke, WORK / "runs" / "resumed", resume=True, progress=False, log=quiet)
 a = checkpoint.load(WORK / "runs" / "straight" / "last").model.params
 b = checkpoint.load(WORK / "runs" / "resumed" / "last").model.params
 print("straight vs resumed: max |diff| over all weights =",
       max(float(np.max(np.abs(a[k] - b[k]))) for k in a), "(bit-identical)")
 
 # the same resume by hand, but with a new random generator instead of the saved one
-train.train(half, WORK / "runs" / "no_rng", progress=False, log=quiet)
+loop.train(half, WORK / "runs" / "no_rng", progress=False, log=quiet)
 half_ck = checkpoint.load(WORK / "runs" / "no_rng" / "last")
 model = half_ck.model
 opt = optim.AdamW(model.params, lr=smoke.lr, betas=(smoke.beta1, smoke.beta2),
@@ -156,9 +160,9 @@ drop_rng = np.random.default_rng([smoke.seed, 1])
 drop_rng.bit_generator.state = half_ck.state["rng"]["dropout"]
 pystdlib_train = load_tokens(folder, "train")
 for it in range(20, 40):
-    opt.lr = train.lr_at(it, smoke)
+    opt.lr = loop.lr_at(it, smoke)
     batch = get_batch(pystdlib_train, smoke.batch_size, smoke.block_size, data_rng)
-    train.train_step(model, opt, [batch], smoke.grad_clip, drop_rng)
+    loop.train_step(model, opt, [batch], smoke.grad_clip, drop_rng)
 print("without the RNG state: max |diff| =",
       f"{max(float(np.max(np.abs(a[k] - model.params[k]))) for k in a):.3g}",
       "- the run repeats batches 0..19 instead of drawing 20..39")
@@ -167,8 +171,8 @@ print("without the RNG state: max |diff| =",
 # # 5. The learning-rate schedule of the runs above
 
 # %%
-base = train.config_from_preset("baby")
-lrs = [train.lr_at(i, base) for i in range(base.max_iters)]
+base = train_config.config_from_preset("baby")
+lrs = [loop.lr_at(i, base) for i in range(base.max_iters)]
 print(f"baby recipe: lr {lrs[0]:.2e} at step 0, {max(lrs):.2e} after warm-up ({base.warmup_iters} steps), "
       f"{lrs[1000]:.2e} halfway, {lrs[-1]:.2e} at the end")
 

@@ -9,7 +9,7 @@ the prompt's positions at -100, shifted by one), including rows that need paddin
 the context; then the loss and every gradient of a tiny GPT-2 on your batch with PyTorch's.
 Shape legend: B batch, T time, P block_size.
 
-Not here: the training loop (minigpt/training/train.py), reading JSONL (minigpt/finetune/tasks.py read_jsonl).
+Not here: the training loop (minigpt/training/loop.py), reading JSONL (minigpt/finetune/tasks.py read_jsonl).
 """
 
 from __future__ import annotations

@@ -185,8 +185,15 @@ def load_reference(check_file: str | Path, name: str) -> Any:
     raise ValueError(f"unknown reference format: {path}")
 
 
-def load_impl(spec: str | Path) -> ModuleType:
-    """The implementation under test: a file path (a learner's .py) or a dotted module name."""
+def load_impl(spec: str | Path | tuple[str, ...]) -> ModuleType:
+    """The implementation under test: a file path (a learner's .py), a dotted module name, or a tuple of
+    module names whose public names are graded together (a chapter whose code spans several files)."""
+    if isinstance(spec, tuple | list):
+        merged = ModuleType("+".join(spec))
+        for name in spec:
+            module = importlib.import_module(name)
+            merged.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+        return merged
     text = str(spec)
     if text.endswith(".py") or Path(text).is_file():
         path = Path(text).resolve()

@@ -171,21 +171,11 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     raise DataError(f"{path}: unknown tokenizer format {kind!r} (expected 'minigpt-char' or 'minigpt-bpe')")
 
 
-def get_batch(ids: np.ndarray, batch_size: int, block_size: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """batch_size random windows of ids: x (B, T) and the same shifted by one, y (B, T), both int64.
-
-    Start positions are uniform over 0 .. len(ids) - T - 1, so every window and its target fit.
-    """
-    n = len(ids)
-    if n < block_size + 1:
-        raise DataError(f"only {n} tokens, need at least block_size + 1 = {block_size + 1} for one window: "
-                        f"use a bigger corpus or a smaller block_size")
-    starts = rng.integers(0, n - block_size, size=batch_size)                  # (B,)
-    offsets = np.arange(block_size)                                            # (T,)
-    x = np.asarray(ids[starts[:, None] + offsets], dtype=np.int64)             # (B, T)
-    y = np.asarray(ids[starts[:, None] + offsets + 1], dtype=np.int64)         # (B, T)
-    return x, y
+def check_tokens(ids: np.ndarray, vocab_size: int, path: str | Path) -> None:
+    """Every id in a token file is a valid row of a vocab_size embedding (one vectorised pass)."""
+    if len(ids) and int(ids.max()) >= vocab_size:
+        raise DataError(f"{path} holds token id {int(ids.max())}, but the vocabulary has {vocab_size} ids: "
+                        f"the file does not belong to this dataset's tokenizer; prepare the dataset again")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

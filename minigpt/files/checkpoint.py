@@ -58,8 +58,14 @@ class Checkpoint:
 
 def save(folder: str | Path, model: GPT, optimizer_state: dict[str, Any], state: dict[str, Any],
          tokenizer_file: str | Path) -> None:
-    """Write a checkpoint folder atomically (see the module docstring)."""
+    """Write a checkpoint folder atomically (see the module docstring). Refuses non-finite weights or
+    moments: a checkpoint must never replace a good one with one that cannot be resumed."""
     folder = Path(folder)
+    for kind, tensors in (("parameter", model.params), ("optimizer moment", optimizer_state)):
+        for name, arr in tensors.items():
+            if isinstance(arr, np.ndarray) and not np.isfinite(arr).all():
+                raise CheckpointError(f"not saving {folder}: {kind} {name} holds NaN or inf; the previous "
+                                      "checkpoint there is kept")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     old = folder.parent / f".{folder.name}.old"
@@ -81,6 +87,16 @@ def save(folder: str | Path, model: GPT, optimizer_state: dict[str, Any], state:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temporaries(run_folder: str | Path) -> list[Path]:
+    """Delete the hidden .last.tmp-* / .best.tmp-* folders a kill during save() left in a run folder (each
+    is a whole checkpoint's size). Call it when a run starts, before anything else writes there."""
+    run_folder = Path(run_folder)
+    stale = [p for p in run_folder.glob(".*.tmp-*") if p.is_dir()] if run_folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def resolve(folder: str | Path) -> Path:

@@ -4,7 +4,7 @@
                        val="data/tang_couplets/val.jsonl")
     minigpt finetune --init runs/tang --task data/tang_couplets/train.jsonl --val ... --out runs/couplets
 
-It is the training loop of train.py, run with three differences:
+It is the training loop of minigpt/training/loop.py, run with three differences:
 - the batches are task rows (tasks.py): prompt + response + end token, the prompt's targets set to -100,
   so the gradient only teaches the model to produce the response (see lessons/11_finetuning);
 - the weights, the architecture and the tokenizer come from the base model: one of our checkpoints (a run
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from minigpt import hf
 from minigpt.files import checkpoint
+from minigpt.files.models import LoadedModel, load_model
 from minigpt.finetune.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
-from minigpt.model import GPT
-from minigpt.training.train import TrainConfig, train
+from minigpt.training.batches import Data
+from minigpt.training.config import TrainConfig, resume_config
+from minigpt.training.loop import train
 
 # Fine-tuning's defaults; anything else is the base run's setting (or TrainConfig's).
 FINETUNE_DEFAULTS: dict[str, Any] = {
@@ -56,67 +57,7 @@ MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
 VAL_FRACTION = 0.1
 
 
-@dataclass
-class TaskData:
-    """What train(task=...) reads: batch sources, the tokenizer file, and the data's identity."""
-
-    train: TaskBatches
-    val: TaskBatches
-    tokenizer_file: Path
-    vocab_size: int
-    sha256: str
-
-
-@dataclass
-class Base:
-    """The model fine-tuning starts from, its tokenizer file, and the settings of the run that made it."""
-
-    path: Path                 # what train(init_from=...) loads
-    model: GPT
-    tokenizer: Any
-    tokenizer_file: Path
-    train_config: dict[str, Any]
-
-
-def load_base(init: str | Path | None = None, hf_dir: str | Path | None = None,
-              out: str | Path | None = None) -> Base:
-    """Our checkpoint (init: a run folder or a checkpoint folder) or a Hugging Face GPT-2 folder (hf_dir).
-
-    For hf_dir, the tokenizer (vocab.json + merges.txt) is written to out/tokenizer.json in minigpt's
-    format, because checkpoints carry their tokenizer as that file.
-    """
-    if (init is None) == (hf_dir is None):
-        raise ValueError("give the model to fine-tune: --init CHECKPOINT (a run or checkpoint folder) or "
-                         "--hf FOLDER (a Hugging Face GPT-2 folder), not both")
-    if init is not None:
-        path = resolve_checkpoint(init)
-        ckpt = checkpoint.load(path)
-        return Base(path, ckpt.model, ckpt.tokenizer, ckpt.folder / "tokenizer.json",
-                    dict(ckpt.state.get("train_config", {})))
-    folder = Path(hf_dir)
-    model = hf.load_gpt2(folder)
-    tokenizer = hf.load_gpt2_tokenizer(folder)
-    if out is None:
-        raise ValueError("load_base(hf_dir=...) needs out= to keep the tokenizer file")
-    tok_file = Path(out) / "tokenizer.json"
-    tok_file.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(tok_file)
-    return Base(folder, model, tokenizer, tok_file, {})
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder: `path` itself, or a run folder's best/ (else its last/)."""
-    path = Path(path)
-    if (path / "state.json").is_file() or (path.parent / f".{path.name}.old").is_dir():
-        return checkpoint.resolve(path)
-    for name in ("best", "last"):
-        if (path / name / "state.json").is_file() or (path / f".{name}.old").is_dir():
-            return checkpoint.resolve(path / name)
-    raise checkpoint.CheckpointError(f"no checkpoint at {path}: give a run folder (with best/ or last/) or "
-                                     "a checkpoint folder (with state.json); train one with `minigpt train`")
-
-
-def finetune_config(base: Base, overrides: dict[str, Any] | None = None,
+def finetune_config(base: LoadedModel, overrides: dict[str, Any] | None = None,
                     dataset: str = "task") -> TrainConfig:
     """The base run's settings, its model's shape, FINETUNE_DEFAULTS, then the caller's overrides."""
     known = {f.name for f in fields(TrainConfig)}
@@ -140,7 +81,7 @@ def finetune_config(base: Base, overrides: dict[str, Any] | None = None,
 
 
 def task_data(tokenizer: Any, tokenizer_file: Path, vocab_size: int, task: str | Path,
-              val: str | Path | None, cfg: TrainConfig, end: str = END) -> TaskData:
+              val: str | Path | None, cfg: TrainConfig, end: str = END) -> Data:
     """Read, check and encode the task files; hold out VAL_FRACTION of the task when there is no val file."""
     examples = read_jsonl(task)
     digest = hashlib.sha256(Path(task).read_bytes())
@@ -151,9 +92,9 @@ def task_data(tokenizer: Any, tokenizer_file: Path, vocab_size: int, task: str |
         examples, val_examples = split_examples(examples, VAL_FRACTION, cfg.seed)
     train_pairs = encode_examples(tokenizer, examples, end)
     val_pairs = encode_examples(tokenizer, val_examples, end)
-    return TaskData(TaskBatches(train_pairs, cfg.block_size, cfg.batch_size),
-                    TaskBatches(val_pairs, cfg.block_size, cfg.batch_size), Path(tokenizer_file), vocab_size,
-                    digest.hexdigest())
+    return Data(str(task), TaskBatches(train_pairs, cfg.block_size, cfg.batch_size),
+                TaskBatches(val_pairs, cfg.block_size, cfg.batch_size), Path(tokenizer_file), vocab_size,
+                digest.hexdigest(), unit="examples")
 
 
 def split_examples(examples: list[Example], fraction: float,
@@ -170,23 +111,33 @@ def split_examples(examples: list[Example], fraction: float,
 
 
 def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = None,
-             hf_dir: str | Path | None = None, val: str | Path | None = None,
-             overrides: dict[str, Any] | None = None, resume: bool = False, end: str = END,
-             progress: bool = True, log=print) -> dict[str, Any]:
-    """Fine-tune on a task file; checkpoints in out/last and out/best. Returns train()'s summary."""
+             val: str | Path | None = None, overrides: dict[str, Any] | None = None, resume: bool = False,
+             end: str = END, progress: bool = True, log=print) -> dict[str, Any]:
+    """Fine-tune on a task file; checkpoints in out/last and out/best. Returns train()'s summary.
+
+    init: the base model, any folder minigpt/files/models.py's load_model takes (a run, a checkpoint or a
+    Hugging Face GPT-2 folder). On resume the base is out/last itself.
+    """
     out = Path(out)
     if resume:
         ckpt = checkpoint.load(out / "last")
-        cfg = TrainConfig(**(ckpt.state["train_config"] | dict(overrides or {})))
+        cfg = resume_config(ckpt.state["train_config"], overrides, str(out / "last" / "state.json"))
         base_tok, tok_file = ckpt.tokenizer, ckpt.folder / "tokenizer.json"
         vocab = ckpt.model.config.vocab_size
         init_path = None
     else:
-        base = load_base(init, hf_dir, out)
+        if init is None:
+            raise ValueError("give the model to fine-tune: --init-from RUN (a run, checkpoint or Hugging "
+                             "Face GPT-2 folder)")
+        base = load_model(init)
         cfg = finetune_config(base, overrides, dataset=str(task))
-        base_tok, tok_file, vocab = base.tokenizer, base.tokenizer_file, base.model.config.vocab_size
-        init_path = base.path
-        log(f"fine-tuning {base.path}: {base.model.num_params():,} parameters, lr {cfg.lr:g}, up to "
+        base_tok, vocab, init_path = base.tokenizer, base.model.config.vocab_size, base.folder
+        out.mkdir(parents=True, exist_ok=True)
+        tok_file = base.tokenizer_file
+        if tok_file is None:                         # a Hugging Face folder: write its tokenizer as ours
+            tok_file = out / "tokenizer.json"
+            base_tok.save(tok_file)
+        log(f"fine-tuning {base.folder}: {base.model.num_params():,} parameters, lr {cfg.lr:g}, up to "
             f"{cfg.max_iters} steps, early stop after {cfg.patience} evaluations without a better val loss")
     own = out / "tokenizer.json"                     # the run's own copy: base folders may change later
     if Path(tok_file).resolve() != own.resolve():
@@ -194,5 +145,5 @@ def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = Non
         shutil.copyfile(tok_file, own)
     data = task_data(base_tok, own, vocab, task, val, cfg, end)
     log(f"task {task}: {len(data.train):,} train / {len(data.val):,} val examples (loss on responses only)")
-    return train(cfg, out, resume=resume, init_from=init_path, progress=progress, sample=False, log=log,
-                 task=data)
+    return train(cfg, out, data, resume=resume, init_from=init_path, progress=progress, sample=False,
+                 log=log)

@@ -174,9 +174,9 @@ def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size:
 class TaskBatches:
     """Random batches of task rows, seeded: get_batch(rng) -> (x, y) with the prompts masked.
 
-    The trainer's loop draws from it as from a token file (train.draw_batch calls get_batch(rng)), and
-    estimates its loss with mean_loss. The rows are drawn from the rng it is given, so a resumed run draws
-    the same batches.
+    A batch source for the training loop (minigpt/training/batches.py): get_batch(rng) and
+    estimate_loss(model, n_batches, rng), like random windows of a token file. The rows are drawn from the
+    rng it is given, so a resumed run draws the same batches.
     """
 
     def __init__(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int,
@@ -210,6 +210,10 @@ class TaskBatches:
             total += model.loss(x, y, self.ignore_index) * n                       # the batch mean, as a sum
             count += n
         return total / count
+
+    def estimate_loss(self, model: Any, n_batches: int, rng: np.random.Generator | None = None) -> float:
+        """The loop's evaluation: mean_loss over n_batches x batch_size fixed examples (rng unused)."""
+        return self.mean_loss(model, n_batches * self.batch_size)
 
     def batches(self, batch_size: int | None = None):
         """Every row once, in order, in batches (for a full pass over a validation set)."""

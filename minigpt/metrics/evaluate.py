@@ -37,43 +37,42 @@ from typing import Any
 
 import numpy as np
 
-from minigpt import hf, metrics
+from minigpt import metrics
 from minigpt.datasets.prepared import load_tokenizer, load_tokens
-from minigpt.files import checkpoint
 from minigpt.files.atomic import write_text_atomic
+from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
-from minigpt.finetune.run import resolve_checkpoint
 from minigpt.finetune.tasks import END, TaskBatches, encode_pair, read_jsonl
 from minigpt.sampling import generate
 
+N_SHOWN = 3            # of them, printed under the table
 N_SAMPLES = 8          # answers kept in the report per model, to read next to the numbers
 SCORES = ("bleu", "rouge1", "rouge2", "rougeL", "exact")
 
 
-# ---- models --------------------------------------------------------------------------------------------
-def load_model(path: str | Path) -> tuple[str, Any, Any, Path | None]:
-    """(name, model, tokenizer, tokenizer file or None) from a run, checkpoint or Hugging Face folder."""
-    path = Path(path)
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return path.name, hf.load_gpt2(path), hf.load_gpt2_tokenizer(path), None
-    folder = resolve_checkpoint(path)
-    ckpt = checkpoint.load(folder)
-    name = f"{folder.parent.name}/{folder.name}" if folder.parent != folder else folder.name
-    return name, ckpt.model, ckpt.tokenizer, ckpt.folder / "tokenizer.json"
-
-
 # ---- perplexity on a prepared split --------------------------------------------------------------------
-def split_perplexity(model: Any, tokenizer_file: Path | None, tokenizer: Any, data: str | Path, split: str,
-                     max_tokens: int | None = None) -> dict[str, Any]:
-    """Perplexity of model on data/<data>/<split>.bin (or a dataset folder), first max_tokens tokens."""
-    folder = Path(data) if Path(data).is_dir() else data_dir() / str(data)
-    ids = load_tokens(folder, split)
+def data_folder(data: str | Path) -> Path:
+    return Path(data) if Path(data).is_dir() else data_dir() / str(data)
+
+
+def check_tokenizer(name: str, tokenizer: Any, data: str | Path) -> None:
+    """The dataset was tokenized with the model's tokenizer, or its perplexity would compare different
+    things. evaluate() checks every model before computing anything."""
+    folder = data_folder(data)
     theirs = load_tokenizer(folder / "tokenizer.json")
     if not _same_tokenizer(tokenizer, theirs):
-        raise ValueError(f"{folder} was tokenized with another tokenizer than the model's "
+        raise ValueError(f"{name}: {folder} was tokenized with another tokenizer than the model's "
                          f"({theirs.vocab_size} vs {tokenizer.vocab_size} tokens, or different ones): its "
                          "perplexity would compare different things. Evaluate on a dataset prepared with the "
                          "model's tokenizer")
+
+
+def split_perplexity(model: Any, tokenizer: Any, data: str | Path, split: str,
+                     max_tokens: int | None = None) -> dict[str, Any]:
+    """Perplexity of model on data/<data>/<split>.bin (or a dataset folder), first max_tokens tokens."""
+    folder = data_folder(data)
+    check_tokenizer(str(folder), tokenizer, data)
+    ids = load_tokens(folder, split)
     if max_tokens is not None:
         ids = ids[:max_tokens]
     nll, n = metrics.mean_nll(model, np.asarray(ids, dtype=np.int64))
@@ -131,7 +130,31 @@ def task_scores(model: Any, tokenizer: Any, task: str | Path, max_examples: int 
     out.update(response_perplexity(model, pairs))
     out["samples"] = [{"prompt": ex.prompt, "reference": r, "answer": h}
                       for ex, r, h in list(zip(examples, refs, hyps, strict=True))[:N_SAMPLES]]
+    out["degenerate"] = degenerate(hyps)
     return out
+
+
+def degenerate(answers: list[str]) -> str:
+    """Why a model's answers are not worth scoring, or "": all empty, all identical, or looping."""
+    if not answers:
+        return ""
+    if all(not a for a in answers):
+        return "every answer is empty"
+    distinct = len(set(answers))
+    if len(answers) >= 4 and distinct <= max(1, len(answers) // 20):
+        return f"{distinct} distinct answer(s) to {len(answers)} prompts, e.g. {answers[0][:30]!r}"
+    looping = sum(_repeats(a) for a in answers)
+    if looping > len(answers) / 2:
+        return f"{looping} of {len(answers)} answers repeat one short piece over and over"
+    return ""
+
+
+def _repeats(text: str) -> bool:
+    """True if text is one piece of 1-4 characters repeated at least 4 times (with a partial tail)."""
+    for k in range(1, 5):
+        if len(text) >= 4 * k and text == (text[:k] * (len(text) // k + 1))[:len(text)]:
+            return True
+    return False
 
 
 def response_perplexity(model: Any, pairs: list[tuple[list[int], list[int]]],
@@ -155,19 +178,31 @@ def evaluate(checkpoints: list[str | Path], data: str | None = None, split: str 
         raise ValueError("give at least one --checkpoint")
     if data is None and task is None:
         raise ValueError("nothing to evaluate: give --data NAME (perplexity on a split) and/or --task FILE")
+    loaded = [load_model(path) for path in checkpoints]      # every model checked before any output
+    if data is not None:
+        for m in loaded:
+            check_tokenizer(m.name, m.tokenizer, data)
+    if task is not None:
+        examples = read_jsonl(task)[:max_examples]
+        for m in loaded:
+            for ex in examples:
+                encode_pair(m.tokenizer, ex, END)              # a task line a tokenizer cannot encode
     models = []
-    for path in checkpoints:
-        name, model, tokenizer, tok_file = load_model(path)
+    for path, m in zip(checkpoints, loaded, strict=True):
+        name, model, tokenizer = m.name, m.model, m.tokenizer
         entry: dict[str, Any] = {"name": name, "path": str(path), "params": model.num_params()}
         log(f"{name}: {entry['params']:,} parameters")
         if data is not None:
-            entry["perplexity"] = split_perplexity(model, tok_file, tokenizer, data, split, max_tokens)
+            entry["perplexity"] = split_perplexity(model, tokenizer, data, split, max_tokens)
             log(f"  perplexity on {data}/{split}: {entry['perplexity']['perplexity']:.2f}")
         if task is not None:
             entry["task"] = task_scores(model, tokenizer, task, max_examples, lang, log=log)
             t = entry["task"]
             log(f"  {Path(task).name}: BLEU {t['bleu']:.2f}, ROUGE-L {t['rougeL']:.3f}, "
                 f"perplexity {t['perplexity']:.2f}")
+            if t["degenerate"]:
+                log(f"  warning: {name}'s answers look degenerate ({t['degenerate']}): its scores measure "
+                    "that, not the task")
         models.append(entry)
     return {"format": "minigpt-eval", "version": 1, "data": data, "split": split,
             "task": str(task) if task else None, "max_examples": max_examples, "models": models}
@@ -200,6 +235,14 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"task: {report['task']} ({m['examples']} examples, {m['lang']}: BLEU tokenize "
                      f"{'zh' if zh else '13a'}, ROUGE F1 on {'char' if zh else 'default'} tokens, mean over "
                      "examples)")
+        lines += ["", "examples (prompt -> reference | each model's answer):"]
+        for k, s in enumerate(m["samples"][:N_SHOWN]):
+            lines.append(f"  {s['prompt']!r} -> {s['reference']!r}")
+            for model in report["models"]:
+                lines.append(f"      {model['name']}: {model['task']['samples'][k]['answer']!r}")
+        for model in report["models"]:
+            if model["task"].get("degenerate"):
+                lines.append(f"warning: {model['name']}: {model['task']['degenerate']}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,119 @@
+"""Where a training run's batches come from: one interface, two kinds of data.
+
+    data = load_token_data("data/shakespeare_char", batch_size=12, block_size=64)
+    x, y = data.train.get_batch(rng)                         # x, y (B, T) int64
+    loss = data.val.estimate_loss(model, n_batches=20, rng=rng)
+
+A batch source has two methods, and the training loop knows nothing else about it:
+
+    get_batch(rng) -> (x, y)                     one batch, drawn with the generator it is given (so a
+                                                 resumed run, restoring the generator, draws the same ones)
+    estimate_loss(model, n_batches, rng) -> float   the mean eval-mode loss over n_batches batches
+
+- TokenBatches (here): random windows of a long token array, y = x shifted by one (pre-training);
+- TaskBatches (minigpt/finetune/tasks.py): prompt/response rows with the prompt masked (fine-tuning).
+
+`get_batch(ids, batch_size, block_size, rng)` is the definition the chapter teaches: B random start
+positions, then the windows by fancy indexing.
+
+What this file deliberately does not do: shuffle epochs (windows are drawn with replacement, as nanoGPT
+does), prepare datasets (minigpt/datasets/recipes.py does, from the command line), or read files other than
+through minigpt/datasets/prepared.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from minigpt.datasets.prepared import DataError, check_tokens, load_meta, load_tokenizer, load_tokens
+
+
+def get_batch(ids: np.ndarray, batch_size: int, block_size: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """batch_size random windows of ids: x (B, T) and the same shifted by one, y (B, T), both int64.
+
+    Start positions are uniform over 0 .. len(ids) - T - 1, so every window and its target fit.
+    """
+    n = len(ids)
+    if n < block_size + 1:
+        raise DataError(f"only {n} tokens, need at least block_size + 1 = {block_size + 1} for one window: "
+                        f"use a bigger corpus or a smaller block_size")
+    starts = rng.integers(0, n - block_size, size=batch_size)                  # (B,)
+    offsets = np.arange(block_size)                                            # (T,)
+    x = np.asarray(ids[starts[:, None] + offsets], dtype=np.int64)             # (B, T)
+    y = np.asarray(ids[starts[:, None] + offsets + 1], dtype=np.int64)         # (B, T)
+    return x, y
+
+
+def estimate_loss(model: Any, ids: np.ndarray, cfg: Any, rng: np.random.Generator) -> float:
+    """The mean eval-mode loss (no dropout, no gradients) over cfg.eval_iters batches of
+    get_batch(ids, cfg.batch_size, cfg.block_size, rng): how the loop measures train and val loss."""
+    losses = [model.loss(*get_batch(ids, cfg.batch_size, cfg.block_size, rng)) for _ in range(cfg.eval_iters)]
+    return float(np.mean(losses))
+
+
+class BatchSource(Protocol):
+    """What the training loop draws from (see the module docstring)."""
+
+    def get_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def estimate_loss(self, model: Any, n_batches: int, rng: np.random.Generator) -> float: ...
+
+    def __len__(self) -> int: ...
+
+
+class TokenBatches:
+    """Random (B, T) windows of one token array (a prepared split)."""
+
+    def __init__(self, ids: np.ndarray, batch_size: int, block_size: int):
+        self.ids, self.batch_size, self.block_size = ids, batch_size, block_size
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return get_batch(self.ids, self.batch_size, self.block_size, rng)
+
+    def estimate_loss(self, model: Any, n_batches: int, rng: np.random.Generator) -> float:
+        """Mean eval-mode loss over n_batches random batches (no dropout, no gradients)."""
+        return float(np.mean([model.loss(*self.get_batch(rng)) for _ in range(n_batches)]))
+
+
+@dataclass
+class Data:
+    """Everything a run needs to know about its data: the two batch sources and the data's identity."""
+
+    name: str                  # for messages and the checkpoint (a dataset name or a task file)
+    train: BatchSource
+    val: BatchSource
+    tokenizer_file: Path       # copied into every checkpoint, so a checkpoint can generate text alone
+    vocab_size: int
+    sha256: str | None         # of the source: a resume checks it is the same data
+    unit: str = "tokens"       # what len(train) counts: tokens, or examples for a task
+
+
+def load_token_data(folder: str | Path, batch_size: int, block_size: int) -> Data:
+    """A prepared dataset folder (data/<name>: train.bin, val.bin, meta.json, tokenizer.json), checked:
+    the tokenizer's vocabulary is meta.json's, every token id is below it, each split holds a window."""
+    folder = Path(folder)
+    meta = load_meta(folder)
+    tokenizer_file = folder / "tokenizer.json"
+    tokenizer = load_tokenizer(tokenizer_file)
+    if tokenizer.vocab_size != meta["vocab_size"]:
+        raise DataError(f"{folder / 'meta.json'} says vocab_size {meta['vocab_size']} but {tokenizer_file} "
+                        f"has {tokenizer.vocab_size} tokens: prepare the dataset again "
+                        f"(`minigpt prepare {folder.name}`)")
+    splits = {}
+    for split in ("train", "val"):
+        ids = load_tokens(folder, split)
+        check_tokens(ids, meta["vocab_size"], folder / f"{split}.bin")
+        if len(ids) < block_size + 1:
+            raise DataError(f"{folder}/{split}.bin has {len(ids)} tokens, fewer than block_size + 1 = "
+                            f"{block_size + 1}: use a smaller --block_size or a bigger corpus")
+        splits[split] = TokenBatches(ids, batch_size, block_size)
+    return Data(folder.name, splits["train"], splits["val"], tokenizer_file, meta["vocab_size"],
+                meta.get("source_sha256"))
