@@ -64,9 +64,10 @@ from minigpt.metrics.rouge import (
 
 __all__ = [
     "SMOOTH_DEFAULTS", "TOKENIZERS", "AggregateScore", "BleuDetails", "bleu", "bleu_details",
-    "bootstrap_rouge", "brevity_penalty", "closest_ref_len", "compute_bleu", "corpus_bleu", "corpus_bleu_details",
-    "corpus_statistics", "fmeasure", "is_chinese_char", "lcs_indices", "lcs_length", "lcs_table", "mean_nll",
-    "modified_precision", "ngram_counts", "perplexity", "porter_stem", "rouge", "rouge_l", "rouge_lsum",
-    "rouge_n", "rouge_tokenize", "sentence_bleu", "signature", "sliding_windows", "split_sentences",
-    "tokenize_13a", "tokenize_char", "tokenize_intl", "tokenize_none", "tokenize_zh", "union_lcs",
+    "bootstrap_rouge", "brevity_penalty", "closest_ref_len", "compute_bleu", "corpus_bleu",
+    "corpus_bleu_details", "corpus_statistics", "fmeasure", "is_chinese_char", "lcs_indices",
+    "lcs_length", "lcs_table", "mean_nll", "modified_precision", "ngram_counts", "perplexity",
+    "porter_stem", "rouge", "rouge_l", "rouge_lsum", "rouge_n", "rouge_tokenize", "sentence_bleu",
+    "signature", "sliding_windows", "split_sentences", "tokenize_13a", "tokenize_char", "tokenize_intl",
+    "tokenize_none", "tokenize_zh", "union_lcs",
 ]
