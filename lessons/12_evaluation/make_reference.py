@@ -16,10 +16,21 @@ What it writes (reference/):
                      sliding-window perplexity torch's F.cross_entropy gives for several strides, computed
                      with the loop of Hugging Face's perplexity guide (written here, not taken from minigpt)
     meta.json        library versions, seeds, shapes
+  and, for the options tests (tests/test_metrics_sacrebleu.py, tests/test_metrics_rouge_score.py):
+    bleu_options.json      sacrebleu BLEU(...).corpus_score on seeded random corpora, 6 for every tokenizer
+                           (13a zh intl char none) x smoothing (exp none floor add-k) pair, with random
+                           smooth_value, max_ngram_order 1-6, effective_order, lowercase, missing references;
+                           sentence_bleu with options; BLEU.compute_bleu on random statistics
+    tokenize_options.json  every one of those tokenizers on random Unicode strings
+    rouge_options.json     RougeScorer(types, use_stemmer) score / score_multi on Tiny Shakespeare lines (all
+                           types, rougeLsum on multi-line text), a char tokenizer on Tang poems, and
+                           BootstrapAggregator.aggregate() after np.random.seed(seed)
+    porter.npz             rouge-score's stemmer (nltk's PorterStemmer()) on every word of Tiny Shakespeare
+                           and on words built to hit every rule
 
 It never imports minigpt: the references must come from independent implementations.
-Run: python lessons/12_evaluation/make_reference.py   (needs the `reference` extra: sacrebleu, rouge-score,
-torch==2.13.0)
+Run: python lessons/12_evaluation/make_reference.py   (needs the `reference` extra: sacrebleu, rouge-score
+with its nltk, torch==2.13.0; and ../shared/data/tinyshakespeare.txt and tang_poems.txt)
 """
 
 from __future__ import annotations
