@@ -1,7 +1,8 @@
 """minigpt.metrics: BLEU, ROUGE and perplexity on cases worked by hand, edge cases, and properties.
 
-The agreement with sacrebleu and rouge-score themselves is checked by lesson 12's check.py against
-references those libraries wrote (tests never import them); here every expected number is derived by hand.
+The agreement with sacrebleu and rouge-score themselves is checked by lesson 12's check.py and by
+test_metrics_sacrebleu.py / test_metrics_rouge_score.py against references those libraries wrote (tests never
+import them); here every expected number is derived by hand.
 """
 
 import math
