@@ -262,6 +262,26 @@ def test_rouge_is_in_0_1_and_swapping_swaps_precision_and_recall(hyp, ref):
         assert b[kind] == pytest.approx((r, p, f), rel=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(sentence, sentence)
+def test_rouge_lsum_of_one_line_is_rouge_l(hyp, ref):
+    # one sentence each: the union of one LCS is that LCS, and its tokens never exceed either side's counts
+    r = M.rouge(hyp, ref, types=("rougeL", "rougeLsum"), use_stemmer=True)
+    assert r["rougeLsum"] == pytest.approx(r["rougeL"], rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(sentence, sentence), min_size=1, max_size=4), st.integers(1, 6))
+def test_smoothing_orders(pairs, order):
+    hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+    score = {m: M.bleu(hyps, refs, smooth_method=m, max_ngram_order=order) for m in M.SMOOTH_DEFAULTS}
+    # smoothing only ever raises a zero precision: none <= exp, floor; add-k with k = 0 is no smoothing
+    assert score["none"] <= score["exp"] + 1e-9 and score["none"] <= score["floor"] + 1e-9
+    assert M.bleu(hyps, refs, smooth_method="add-k", smooth_value=0, max_ngram_order=order) == score["none"]
+    d = M.bleu_details(hyps, refs, max_ngram_order=order)
+    assert len(d.counts) == len(d.totals) == len(d.precisions) == order
+
+
 def _lcs_brute_force(a, b):
     """Longest common subsequence by trying every subsequence of a (a is tiny)."""
     from itertools import combinations

@@ -20,7 +20,8 @@ Tokenizers:
                Anything non-ASCII vanishes, so Chinese text has no tokens and always scores 0.
     "char"     every non-whitespace character is a token (case kept): the usual choice for Chinese, and
                what rouge-score computes with `RougeScorer(..., tokenizer=<a char tokenizer>)`.
-    a callable text -> list of tokens, like rouge-score's `tokenizer=` object (use_stemmer is then unused).
+    a callable text -> list of tokens, like rouge-score's `tokenizer=` object. use_stemmer only affects
+               "default", as in rouge-score (where it is an argument of its DefaultTokenizer).
 
 Deliberately not here: `split_summaries=True` (rouge-score asks nltk's Punkt model to find sentences; put
 one sentence per line yourself) and the ROUGE-1.5.5 perl options rouge-score does not have either
