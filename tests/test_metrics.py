@@ -1,7 +1,8 @@
 """minigpt.metrics: BLEU, ROUGE and perplexity on cases worked by hand, edge cases, and properties.
 
-The agreement with sacrebleu and rouge-score themselves is checked by lesson 12's check.py against
-references those libraries wrote (tests never import them); here every expected number is derived by hand.
+The agreement with sacrebleu and rouge-score themselves is checked by lesson 12's check.py and by
+test_metrics_sacrebleu.py / test_metrics_rouge_score.py against references those libraries wrote (tests never
+import them); here every expected number is derived by hand.
 """
 
 import math
@@ -129,7 +130,7 @@ def test_bad_bleu_inputs_raise_clear_errors():
     with pytest.raises(TypeError, match="list of strings"):
         M.bleu("a b c", ["a b c"])
     with pytest.raises(ValueError, match="unknown BLEU tokenizer"):
-        M.bleu(["a"], ["a"], tokenize="intl")
+        M.bleu(["a"], ["a"], tokenize="ja-mecab")
 
 
 def test_lowercase_option():
@@ -211,8 +212,8 @@ def test_rouge_edge_cases():
     assert M.rouge("one", "one")["rouge2"] == zero  # no bigrams on either side
     assert M.rouge("我爱北京", "我爱北京")["rougeL"] == zero  # the default tokenizer drops Chinese
     assert M.rouge("我爱北京", "我爱天津", tokenizer="char")["rouge1"] == pytest.approx((0.5, 0.5, 0.5))
-    with pytest.raises(NotImplementedError, match="stemmer"):
-        M.rouge("a", "a", use_stemmer=True)
+    with pytest.raises(ValueError, match="invalid ROUGE type"):
+        M.rouge("a", "a", types=("rouge10",))
     with pytest.raises(ValueError, match="at least one reference"):
         M.rouge("a", [])
 
@@ -259,6 +260,26 @@ def test_rouge_is_in_0_1_and_swapping_swaps_precision_and_recall(hyp, ref):
         assert 0.0 <= p <= 1.0 and 0.0 <= r <= 1.0 and 0.0 <= f <= 1.0
         assert min(p, r) - 1e-12 <= f <= max(p, r) + 1e-12
         assert b[kind] == pytest.approx((r, p, f), rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sentence, sentence)
+def test_rouge_lsum_of_one_line_is_rouge_l(hyp, ref):
+    # one sentence each: the union of one LCS is that LCS, and its tokens never exceed either side's counts
+    r = M.rouge(hyp, ref, types=("rougeL", "rougeLsum"), use_stemmer=True)
+    assert r["rougeLsum"] == pytest.approx(r["rougeL"], rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(sentence, sentence), min_size=1, max_size=4), st.integers(1, 6))
+def test_smoothing_orders(pairs, order):
+    hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+    score = {m: M.bleu(hyps, refs, smooth_method=m, max_ngram_order=order) for m in M.SMOOTH_DEFAULTS}
+    # smoothing only ever raises a zero precision: none <= exp, floor; add-k with k = 0 is no smoothing
+    assert score["none"] <= score["exp"] + 1e-9 and score["none"] <= score["floor"] + 1e-9
+    assert M.bleu(hyps, refs, smooth_method="add-k", smooth_value=0, max_ngram_order=order) == score["none"]
+    d = M.bleu_details(hyps, refs, max_ngram_order=order)
+    assert len(d.counts) == len(d.totals) == len(d.precisions) == order
 
 
 def _lcs_brute_force(a, b):

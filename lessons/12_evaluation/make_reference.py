@@ -16,10 +16,21 @@ What it writes (reference/):
                      sliding-window perplexity torch's F.cross_entropy gives for several strides, computed
                      with the loop of Hugging Face's perplexity guide (written here, not taken from minigpt)
     meta.json        library versions, seeds, shapes
+  and, for the options tests (tests/test_metrics_sacrebleu.py, tests/test_metrics_rouge_score.py):
+    bleu_options.json      sacrebleu BLEU(...).corpus_score on seeded random corpora, 6 for every tokenizer
+                           (13a zh intl char none) x smoothing (exp none floor add-k) pair, with random
+                           smooth_value, max_ngram_order 1-6, effective_order, lowercase, missing references;
+                           sentence_bleu with options; BLEU.compute_bleu on random statistics
+    tokenize_options.json  every one of those tokenizers on random Unicode strings
+    rouge_options.json     RougeScorer(types, use_stemmer) score / score_multi on Tiny Shakespeare lines (all
+                           types, rougeLsum on multi-line text), a char tokenizer on Tang poems, and
+                           BootstrapAggregator.aggregate() after np.random.seed(seed)
+    porter.npz             rouge-score's stemmer (nltk's PorterStemmer()) on every word of Tiny Shakespeare
+                           and on words built to hit every rule
 
 It never imports minigpt: the references must come from independent implementations.
-Run: python lessons/12_evaluation/make_reference.py   (needs the `reference` extra: sacrebleu, rouge-score,
-torch==2.13.0)
+Run: python lessons/12_evaluation/make_reference.py   (needs the `reference` extra: sacrebleu, rouge-score
+with its nltk, torch==2.13.0; and ../shared/data/tinyshakespeare.txt and tang_poems.txt)
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import random
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -35,7 +47,8 @@ import numpy as np
 import sacrebleu
 import torch
 import torch.nn.functional as F
-from rouge_score import rouge_scorer, tokenizers
+from rouge_score import rouge_scorer, scoring, tokenizers
+from rouge_score import tokenize as rouge_tokenize
 from sacrebleu.metrics.bleu import BLEU
 from sacrebleu.metrics.helpers import extract_all_word_ngrams
 from sacrebleu.tokenizers.tokenizer_zh import TokenizerZh
@@ -256,6 +269,245 @@ def perplexity_reference() -> dict[str, np.ndarray]:
             "n_scored": np.array(scored)}
 
 
+
+# ---- the libraries' options (tests/test_metrics_sacrebleu.py and tests/test_metrics_rouge_score.py) -----
+# Random but seeded inputs, so every option meets punctuation, numbers, Unicode, CJK, empty lines, several
+# and missing references. Each case lists its inputs, options and everything the library returned.
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+BLEU_TOKENIZERS = ["13a", "zh", "intl", "char", "none"]
+SMOOTHINGS = ["exp", "none", "floor", "add-k"]
+BLEU_WORDS = [
+    "the", "cat", "The", "Cat", "sat", "on", "mat", "a", ".", ",", "3.14", "1,000", "it's", "don't", "e-mail",
+    "(x)", "$5", "50%", "«quoted»", "“hi”", "中文", "我爱北京", "。", "，", "€100", "2024.", "x--y", "a.b",
+    "Ünïcödé", "—", "…", "😀", "\u00a0", "&amp;", "<skipped>", "12-3", ".5", "5.", "¿qué?", "١٢٣", "½",
+    "ＡＢ",
+    "dog", "ran", "home", "quickly", "ran.", "Home,", "is", "not", "here!", "x", "y", "z", "秦川雄帝宅",
+]
+
+
+def fuzz_chars() -> list[str]:
+    """Characters for tokenizer fuzzing: every Unicode category sacrebleu's regexes care about."""
+    spans = [(0x20, 0x7E), (0xA0, 0xFF), (0x2000, 0x206F), (0x20A0, 0x20C0), (0x2190, 0x21FF),
+             (0x2E80, 0x2E99), (0x3000, 0x303F), (0x4E00, 0x4E3F), (0xFE30, 0xFE4F), (0xFF00, 0xFF65),
+             (0x0660, 0x0669), (0x1F600, 0x1F60F), (0x20000, 0x20007), (0x2F800, 0x2F803)]
+    chars = [chr(c) for lo, hi in spans for c in range(lo, hi + 1)]
+    return chars + list("0123456789 .,-'\n\t") * 20
+
+
+def random_text(rng: random.Random, pool: list[str], max_words: int) -> str:
+    return "".join(rng.choice(pool) + rng.choice([" ", " ", " ", "", "  ", "\t"])
+                   for _ in range(rng.randint(0, max_words)))
+
+
+def sacrebleu_line(metric: BLEU, score) -> tuple[str, str]:
+    """sacrebleu's signature without |version:..., and its printed line with that signature."""
+    sig = str(metric.get_signature()).rsplit("|version:", 1)[0]
+    return sig, score.format(signature=sig)
+
+
+def bleu_option_cases(rng: random.Random) -> list[dict]:
+    """6 corpora for every tokenizer x smoothing pair, the other options drawn at random."""
+    cases = []
+    for tokenize in BLEU_TOKENIZERS:
+        for smooth in SMOOTHINGS:
+            for _ in range(6):
+                n = rng.randint(1, 4)
+                hyps = [random_text(rng, BLEU_WORDS, 14) for _ in range(n)]
+                streams: list[list[str | None]] = [[random_text(rng, BLEU_WORDS, 14) for _ in range(n)]
+                                                   for _ in range(rng.randint(1, 3))]
+                if len(streams) > 1 and rng.random() < 0.3:
+                    streams[-1][0] = None
+                value = rng.choice([None, 0.0, 0.01, 0.5, 1, 2]) if smooth in ("floor", "add-k") else None
+                opts = {"tokenize": tokenize, "smooth_method": smooth, "smooth_value": value,
+                        "max_ngram_order": rng.choice([1, 2, 3, 4, 4, 5, 6]),
+                        "effective_order": rng.random() < 0.4, "lowercase": rng.random() < 0.3}
+                metric = BLEU(**opts)
+                score = metric.corpus_score(hyps, streams)
+                sig, line = sacrebleu_line(metric, score)
+                cases.append({"hypotheses": hyps, "ref_streams": streams, "options": opts,
+                              "score": score.score, "counts": list(score.counts),
+                              "totals": list(score.totals), "precisions": list(score.precisions),
+                              "bp": score.bp, "sys_len": score.sys_len, "ref_len": score.ref_len,
+                              "signature": sig, "line": line})
+    return cases
+
+
+def sentence_option_cases(rng: random.Random) -> list[dict]:
+    """sacrebleu.sentence_bleu (effective order on unless drawn off) with random options."""
+    cases = []
+    for i in range(40):
+        hyp = random_text(rng, BLEU_WORDS, 10)
+        refs = [random_text(rng, BLEU_WORDS, 10) for _ in range(rng.randint(1, 3))]
+        smooth = SMOOTHINGS[i % 4]
+        opts = {"tokenize": BLEU_TOKENIZERS[i % 5], "smooth_method": smooth,
+                "smooth_value": rng.choice([None, 0.1, 1, 3]) if smooth in ("floor", "add-k") else None,
+                "lowercase": rng.random() < 0.3}
+        eff = rng.random() < 0.8
+        score = sacrebleu.sentence_bleu(hyp, refs, use_effective_order=eff, **opts)
+        cases.append({"hypothesis": hyp, "references": refs, "options": opts | {"effective_order": eff},
+                      "score": score.score, "counts": list(score.counts), "totals": list(score.totals)})
+    return cases
+
+
+def compute_bleu_cases(rng: random.Random) -> list[dict]:
+    """BLEU.compute_bleu on statistics drawn at random, zeros and empty corpora included."""
+    cases = []
+    for i in range(80):
+        order = rng.choice([1, 2, 3, 4, 4, 5])
+        total = [max(0, rng.randint(-3, 12) - n) for n in range(order)]
+        correct = [rng.randint(0, t) if rng.random() < 0.8 else 0 for t in total]
+        sys_len, ref_len = total[0], max(0, total[0] + rng.randint(-4, 6))
+        smooth = SMOOTHINGS[i % 4]
+        value = rng.choice([None, 0.0, 0.1, 0.5, 1, 2]) if smooth in ("floor", "add-k") else None
+        eff = rng.random() < 0.5
+        score = BLEU.compute_bleu(list(correct), list(total), sys_len, ref_len, smooth_method=smooth,
+                                  smooth_value=value, effective_order=eff, max_ngram_order=order)
+        cases.append({"correct": correct, "total": total, "sys_len": sys_len, "ref_len": ref_len,
+                      "smooth_method": smooth, "smooth_value": value, "effective_order": eff,
+                      "max_ngram_order": order, "score": score.score, "precisions": list(score.precisions),
+                      "bp": score.bp, "counts": list(score.counts), "totals": list(score.totals)})
+    return cases
+
+
+def tokenizer_fuzz(rng: random.Random) -> dict:
+    """Random strings through every tokenizer sacrebleu has without outside models (after rstrip)."""
+    chars = fuzz_chars()
+    strings = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 20))).rstrip() for _ in range(250)]
+    strings += [w + p + w for w in ("a", "1", "中") for p in ".,-'!?;:()«»“”。，、％＄€+=<>|~^`@#&*/\\_"]
+    out: dict = {"strings": strings}
+    for name in BLEU_TOKENIZERS:
+        tok = BLEU(tokenize=name).tokenizer
+        out[name] = [tok(s).split() for s in strings]
+    return out
+
+
+def shakespeare_words() -> list[str]:
+    path = SHARED / "tinyshakespeare.txt"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the ROUGE option references draw their text from it")
+    return path.read_text(encoding="utf-8").split()
+
+
+def random_doc(rng: random.Random, words: list[str], lines: int = 4, per_line: int = 25) -> str:
+    """A few lines cut from a word list (some shuffled), joined by newlines, blank lines or spaces."""
+    out = []
+    for _ in range(rng.randint(0, lines)):
+        i = rng.randrange(len(words) - per_line)
+        line = words[i:i + rng.randint(0, per_line)]
+        if rng.random() < 0.3:
+            rng.shuffle(line)
+        out.append(" ".join(line))
+    return rng.choice(["\n", "\n\n", " ", "\n "]).join(out)
+
+
+ROUGE_TYPE_POOL = ["rouge1", "rouge2", "rouge3", "rouge4", "rouge9", "rougeL", "rougeLsum"]
+
+
+def rouge_option_cases(rng: random.Random, words: list[str], hanzi: list[str]) -> list[dict]:
+    """RougeScorer(types, use_stemmer).score / score_multi on Shakespeare; a char tokenizer on Tang poems."""
+    cases = []
+    for i in range(180):
+        types = rng.sample(ROUGE_TYPE_POOL, rng.randint(1, 4))
+        char = i >= 150
+        stem = not char and rng.random() < 0.6
+        pool = hanzi if char else words
+        hyp = random_doc(rng, pool)
+        refs = [random_doc(rng, pool) for _ in range(rng.choice([1, 1, 2, 3]))]
+        tok = CharTokenizer() if char else None
+        scorer = rouge_scorer.RougeScorer(types, use_stemmer=stem, tokenizer=tok)
+        result = scorer.score(refs[0], hyp) if len(refs) == 1 else scorer.score_multi(refs, hyp)
+        cases.append({"hypothesis": hyp, "references": refs, "types": types, "use_stemmer": stem,
+                      "tokenizer": "char" if char else "default",
+                      "scores": {k: [float(x) for x in v] for k, v in result.items()}})
+    return cases
+
+
+def bootstrap_cases(rng: random.Random, words: list[str]) -> list[dict]:
+    """BootstrapAggregator.aggregate() after np.random.seed(seed), on rouge-score's per-example scores."""
+    cases = []
+    for confidence, n_samples, n_examples in [(0.95, 1000, 40), (0.9, 1000, 3), (0.0, 100, 7), (1.0, 50, 12),
+                                              (0.5, 10, 1), (0.95, 1, 5), (0.8, 200, 25)]:
+        types = rng.sample(ROUGE_TYPE_POOL, rng.randint(1, 3))
+        scorer = rouge_scorer.RougeScorer(types, use_stemmer=True)
+        per_example = [scorer.score(random_doc(rng, words), random_doc(rng, words))
+                       for _ in range(n_examples)]
+        aggregator = scoring.BootstrapAggregator(confidence_interval=confidence, n_samples=n_samples)
+        for s in per_example:
+            aggregator.add_scores(s)
+        seed = rng.randrange(2**31)
+        np.random.seed(seed)
+        result = aggregator.aggregate()
+        cases.append({"confidence_interval": confidence, "n_samples": n_samples, "seed": seed,
+                      "scores": [{k: [float(x) for x in v] for k, v in s.items()} for s in per_example],
+                      "aggregate": {k: {bound: [float(x) for x in getattr(v, bound)]
+                                        for bound in ("low", "mid", "high")} for k, v in result.items()}})
+    return cases
+
+
+PORTER_PIECES = (
+    ["", "b", "tr", "hop", "fil", "fall", "hiss", "fizz", "conflat", "troubl", "siz", "happ", "sky", "enjo",
+     "agr", "plast", "mot", "sing", "relat", "condit", "valen", "hesit", "digit", "conform", "radic",
+     "differ",
+     "vil", "analog", "predic", "oper", "feud", "decis", "hope", "call", "form", "sensit", "sensib", "tripl",
+     "electr", "good", "reviv", "allow", "infer", "gyroscop", "adjust", "defens", "irrit", "replac",
+     "depend", "adopt", "homolog", "commun", "activ", "angular", "effect", "bowdler", "probat", "rat", "ceas",
+     "controll", "roll", "y", "yy", "ay", "oy", "by", "syzyg", "toy", "a", "e", "i", "o", "u", "xyz", "ow"],
+    ["ational", "tional", "enci", "anci", "izer", "bli", "alli", "entli", "eli", "ousli", "ization", "ation",
+     "ator", "alism", "iveness", "fulness", "ousness", "aliti", "iviti", "biliti", "fulli", "logi", "icate",
+     "ative", "alize", "iciti", "ical", "ful", "ness", "al", "ance", "ence", "er", "ic", "able", "ible",
+     "ant",
+     "ement", "ment", "ent", "ion", "sion", "tion", "ou", "ism", "ate", "iti", "ous", "ive", "ize", "e", "ll",
+     "sses", "ies", "ss", "s", "eed", "ed", "ing", "ied", "y", "at", "bl", "iz", "ly", "yy", "ying"],
+)
+
+
+def porter_reference(rng: random.Random, words: list[str]) -> dict[str, np.ndarray]:
+    """rouge-score's stemmer (nltk's PorterStemmer()) on every distinct Shakespeare word rouge-score's
+    tokenizer yields, and on words built to hit every rule (stems x 1-3 suffixes, short words, digits)."""
+    vocabulary = sorted(set(rouge_tokenize.tokenize(" ".join(words), None)))
+    stems, suffixes = PORTER_PIECES
+    built = {rng.choice(stems) + "".join(rng.choice(suffixes) for _ in range(rng.randint(1, 3)))
+             for _ in range(6000)}
+    built |= {a + b + c for a in "aeiouy" for b in "bcsty" for c in ("", "s", "e", "y")}
+    built |= {"y" * k for k in range(1, 8)} | {"1990s", "3rd", "covid19", "mp3s", "a1b2c3ing"}
+    all_words = vocabulary + sorted(built - set(vocabulary))
+    stemmer = tokenizers.DefaultTokenizer(use_stemmer=True)._stemmer  # exactly the object rouge-score uses
+    return {"words": np.array(all_words), "stems": np.array([stemmer.stem(w) for w in all_words]),
+            "n_shakespeare": np.array(len(vocabulary))}
+
+
+def options_reference() -> dict[str, object]:
+    rng = random.Random(SEED)
+    words = shakespeare_words()
+    tang = SHARED / "tang_poems.txt"
+    if not tang.exists():
+        raise SystemExit(f"{tang} is missing: the Chinese ROUGE option cases draw their characters from it")
+    hanzi = [c for c in tang.read_text(encoding="utf-8")[:20000] if not c.isspace()]
+    return {
+        "bleu_options": {"corpus": bleu_option_cases(rng), "sentence": sentence_option_cases(rng),
+                         "compute_bleu": compute_bleu_cases(rng)},
+        "tokenize_options": tokenizer_fuzz(rng),
+        "rouge_options": {"cases": rouge_option_cases(rng, words, hanzi),
+                          "bootstrap": bootstrap_cases(rng, words)},
+        "porter": porter_reference(rng, words),
+    }
+
+
+def write_lines(path: Path, data: dict) -> None:
+    """JSON with each case on its own line: readable diffs without indent's thousands of lines."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            items = ",\n  ".join(json.dumps(v, ensure_ascii=False) for v in value)
+            parts.append(f" {json.dumps(key)}: [\n  {items}\n ]")
+        elif isinstance(value, dict):
+            inner = {k: v for k, v in value.items()}
+            parts.append(f" {json.dumps(key)}: " + json.dumps(inner, ensure_ascii=False))
+        else:
+            parts.append(f" {json.dumps(key)}: " + json.dumps(value, ensure_ascii=False))
+    path.write_text("{\n" + ",\n".join(parts) + "\n}\n", encoding="utf-8")
+
+
 # ---- main ------------------------------------------------------------------------------------------
 def main() -> None:
     OUT.mkdir(exist_ok=True)
@@ -284,6 +536,10 @@ def main() -> None:
                                           encoding="utf-8")
     arrays = perplexity_reference()
     np.savez(OUT / "perplexity.npz", **arrays)
+    options = options_reference()
+    for name in ("bleu_options", "tokenize_options", "rouge_options"):
+        write_lines(OUT / f"{name}.json", options[name])
+    np.savez_compressed(OUT / "porter.npz", **options["porter"])
     meta = {
         "sacrebleu": sacrebleu.__version__, "rouge_score": version("rouge-score"),
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
@@ -295,7 +551,22 @@ def main() -> None:
                        "model": "logits[t] = tok_table[ids[t]] + pos_table[t - window start]"},
         "cases": {"bleu corpus": len(bleu["corpus"]), "bleu sentence": len(bleu["sentence"]),
                   "rouge single": len(rouge["single"]), "rouge multi": len(rouge["multi"]),
-                  "tokenize strings": len(TOKENIZE_STRINGS)},
+                  "tokenize strings": len(TOKENIZE_STRINGS),
+                  "bleu option corpora": len(options["bleu_options"]["corpus"]),
+                  "bleu option sentences": len(options["bleu_options"]["sentence"]),
+                  "compute_bleu statistics": len(options["bleu_options"]["compute_bleu"]),
+                  "tokenizer fuzz strings": len(options["tokenize_options"]["strings"]),
+                  "rouge option cases": len(options["rouge_options"]["cases"]),
+                  "bootstrap aggregates": len(options["rouge_options"]["bootstrap"]),
+                  "porter words": int(options["porter"]["words"].size)},
+        "options": "bleu_options: sacrebleu BLEU(tokenize, smooth_method, smooth_value, max_ngram_order, "
+                   "effective_order, lowercase).corpus_score, sentence_bleu and BLEU.compute_bleu on seeded "
+                   "random input; tokenize_options: every tokenizer on random Unicode strings; "
+                   "rouge_options: "
+                   "RougeScorer(types, use_stemmer[, char tokenizer]) on Shakespeare / Tang poem lines and "
+                   "BootstrapAggregator after np.random.seed(seed); porter.npz: rouge-score's stemmer "
+                   "(nltk PorterStemmer()) on Tiny Shakespeare's vocabulary and built words",
+        "nltk": version("nltk"), "regex": version("regex"),
     }
     (OUT / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     for path in sorted(OUT.iterdir()):

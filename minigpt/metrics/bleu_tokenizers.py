@@ -1,24 +1,31 @@
-"""BLEU's tokenizers, rule for rule as sacrebleu 2.x applies them: "13a", "zh" and "none".
+"""BLEU's tokenizers, rule for rule as sacrebleu 2.x applies them: "13a", "zh", "intl", "char" and "none".
 
 A BLEU score is only comparable with another if both split text into words the same way, which is why
 sacrebleu fixed one tokenizer per language and prints it in its signature (`tok:13a`). We re-implement the
-three that matter here so `minigpt.metrics.bleu` equals `sacrebleu.corpus_bleu` to the last digit:
+ones that need no outside model so `minigpt.metrics.bleu` equals `sacrebleu.corpus_bleu` to the last digit:
 
 - "13a"  the tokenizer of WMT's mteval-v13a.pl (sacrebleu's default): split off ASCII punctuation and
          symbols, split periods and commas except inside numbers (3.14, 1,000), split a dash after a digit.
          Apostrophes are never split ("It's" stays one word).
 - "zh"   the same rules after putting spaces around every "Chinese" character, so a Chinese sentence is
          scored character by character (Chinese has no spaces between words).
-- "none" whitespace only.
+- "intl"  mteval-v14's international tokenizer, on Unicode categories: punctuation (P*: . , ! « » “ ” 。)
+         is split from a neighbour that is not a number character (N*), so "3.14" and "1,000" stay whole,
+         and every symbol (S*: $ € + © emoji) is split off. No padding: a final "2024." stays one token,
+         as in mteval-v14 itself.
+- "char"  one token per non-whitespace character: language-agnostic, used for Chinese/Japanese/Thai.
+- "none"  whitespace only.
 
-Deliberately not here: sacrebleu's "intl", "char", Japanese / Korean (MeCab) and SentencePiece tokenizers,
-and its lowercasing (done by the caller, `minigpt.metrics.bleu`).
+Deliberately not here: sacrebleu's Japanese / Korean (MeCab) and SentencePiece tokenizers (they need
+outside models), and its lowercasing (done by the caller, `minigpt.metrics.bleu`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
+import regex  # the `regex` package: Unicode categories \p{P}, \p{S}, \p{N}, which `re` lacks
 
 # ---- the shared rules (sacrebleu's TokenizerRegexp, used by both "13a" and "zh") ----------------------
 # 1. Put spaces around these ASCII characters: every printable ASCII symbol except the apostrophe ' and
@@ -89,6 +96,30 @@ def tokenize_zh(line: str) -> list[str]:
     return _split_punctuation(spaced)
 
 
+# ---- "intl": three passes with Unicode categories (sacrebleu's TokenizerV14International) ---------------
+_INTL_RULES = (
+    (regex.compile(r"(\P{N})(\p{P})"), r"\1 \2 "),  # punctuation after a non-number: "end." -> "end . "
+    (regex.compile(r"(\p{P})(\P{N})"), r" \1 \2"),  # punctuation before a non-number: "(a" -> " ( a"
+    (regex.compile(r"(\p{S})"), r" \1 "),            # every symbol: "$5" -> " $ 5", "a+b" -> "a + b"
+)
+
+
+def tokenize_intl(line: str) -> list[str]:
+    """mteval-v14 --international-tokenization: '3.14' and '1,000' stay, 'Hello, “world”!' splits.
+
+    Each rule is one left-to-right pass; a character consumed as the right context of one match cannot
+    start the next, so "a..b" -> "a . .b" -> "a . . b" needs the second rule to finish the job.
+    """
+    for pattern, replacement in _INTL_RULES:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+def tokenize_char(line: str) -> list[str]:
+    """Every character that is not whitespace is a token: '我爱 北京' -> ['我', '爱', '北', '京']."""
+    return [c for c in line if not c.isspace()]
+
+
 def tokenize_none(line: str) -> list[str]:
     """Whitespace only: for text that is already tokenized."""
     return line.split()
@@ -97,6 +128,8 @@ def tokenize_none(line: str) -> list[str]:
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
     "13a": tokenize_13a,
     "zh": tokenize_zh,
+    "intl": tokenize_intl,
+    "char": tokenize_char,
     "none": tokenize_none,
 }
 
@@ -105,5 +138,6 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     """The tokenizer called `name`, or a ValueError that lists the ones we have."""
     if name not in TOKENIZERS:
         raise ValueError(f"unknown BLEU tokenizer {name!r}; choose one of {sorted(TOKENIZERS)} "
-                         "(sacrebleu's 'intl', 'char', 'ja-mecab', 'spm' ... are not re-implemented)")
+                         "(sacrebleu's 'ja-mecab', 'ko-mecab' and 'spm' need outside models and are not "
+                         "re-implemented)")
     return TOKENIZERS[name]
