@@ -275,7 +275,8 @@ class GPT:
             params = init_params(config, np.random.default_rng(seed), self.dtype)
         else:
             _check_params(params, config, self.dtype)
-        self.params = params
+            params = {name: params[name] for name in param_shapes(config)}   # one canonical order everywhere:
+        self.params = params                                                 # sums over params are then exact
 
     def forward(self, idx: np.ndarray, kv_cache: KVCache | None = None) -> np.ndarray:
         """idx (B, T) int -> logits (B, T, V) (eval mode). See kv_cache.py for generation with a cache."""

@@ -253,3 +253,94 @@ def test_cli_train_and_init_from(env, capsys):
     start = params_of(out / "best")
     for name, p in params_of(tuned / "last").items():
         assert np.allclose(p, start[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resume_is_bit_exact_in_both_dtypes_and_so_is_the_log(env, dtype):
+    """The checkpoint's params come back from safetensors in the file's (alphabetical) order; the model
+    puts them back in the canonical order, so the gradient norm sums in the same order after a resume."""
+    cfg = dict(max_iters=30, grad_accum=2, dtype=dtype, log_interval=1, checkpoint_interval=10)
+    run(smoke(**cfg), env / f"whole_{dtype}")
+    run(smoke(**{**cfg, "max_iters": 13}), env / f"parts_{dtype}")
+    run(smoke(**cfg), env / f"parts_{dtype}", resume=True)
+    assert_same_run(env / f"parts_{dtype}" / "last", env / f"whole_{dtype}" / "last")
+
+    def log(name):
+        return [r for r in map(json.loads, (env / name / "log.jsonl").read_text().splitlines())
+                if r["kind"] == "train"]
+    for a, b in zip(log(f"whole_{dtype}"), log(f"parts_{dtype}"), strict=True):
+        assert (a["iter"], a["loss"], a["grad_norm"]) == (b["iter"], b["loss"], b["grad_norm"])
+
+
+@pytest.mark.parametrize("lr", [1e39, float("nan"), float("inf"), -1e-3])
+def test_non_finite_or_negative_hyperparameters_are_refused_at_the_start(lr):
+    with pytest.raises(ValueError, match="lr"):
+        smoke(lr=lr)
+
+
+@pytest.mark.parametrize("key, value", [("grad_clip", float("nan")), ("grad_clip", -1.0),
+                                        ("weight_decay", float("nan")), ("min_lr", float("nan")),
+                                        ("beta2", 1.0), ("dropout", 1.0), ("n_layer", 100_000_000),
+                                        ("temperature", float("inf")), ("seed", -1)])
+def test_every_hyperparameter_is_checked(key, value):
+    with pytest.raises(ValueError, match=key):
+        smoke(**{key: value})
+
+
+def test_a_step_that_breaks_the_weights_stops_before_any_save(env, monkeypatch):
+    """A finite loss can still leave inf weights (a huge update): the run stops at that step, names it,
+    and last/ keeps the good checkpoint, which resumes."""
+    out = env / "bad_weights"
+    run(smoke(max_iters=10, checkpoint_interval=5), out)
+    good = params_of(out / "last")
+    real_step = loop.optim.AdamW.step
+
+    def exploding(self, grads):
+        real_step(self, grads)
+        if self.t == 13:
+            next(iter(self.params.values()))[...] = np.inf
+    monkeypatch.setattr(loop.optim.AdamW, "step", exploding)
+    with pytest.raises(TrainingDiverged, match=r"diverged at iter 12: the step .* left non-finite values"):
+        run(smoke(max_iters=20, checkpoint_interval=5), out, resume=True)
+    monkeypatch.undo()
+    after = params_of(out / "last")
+    assert all(np.array_equal(good[k], after[k]) for k in good) and np.isfinite(after["wte.weight"]).all()
+    assert run(smoke(max_iters=20, checkpoint_interval=5), out, resume=True)["iter"] == 20
+
+
+def test_a_checkpoint_is_never_written_from_non_finite_weights(env, tmp_path):
+    model = checkpoint.load(env / "straight" / "last").model
+    model.params["wte.weight"][0, 0] = np.nan
+    with pytest.raises(checkpoint.CheckpointError, match="wte.weight holds NaN"):
+        checkpoint.save(tmp_path / "c", model, {"step": 1, "lr": 0.1}, {}, env / "data" / "tiny" / "tokenizer.json")
+    assert not (tmp_path / "c").exists()
+
+
+def test_stale_temporary_folders_are_removed_at_start(env):
+    out = env / "stale"
+    run(smoke(max_iters=5), out)
+    (out / ".last.tmp-abc123").mkdir()
+    (out / ".last.tmp-abc123" / "model.safetensors").write_bytes(b"x" * 100)
+    run(smoke(max_iters=10), out, resume=True)
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_resume_refuses_a_changed_model_or_dtype(env):
+    out = env / "changed"
+    run(smoke(max_iters=5), out)
+    saved = checkpoint.load(out / "last").state["train_config"]
+    for change in ({"n_layer": 3}, {"dtype": "float64"}, {"dataset": "other"}):
+        with pytest.raises(ValueError, match="cannot change on resume"):
+            train_config.resume_config(saved, change)
+    assert train_config.resume_config(saved, {"max_iters": 9}).max_iters == 9
+    with pytest.raises(ValueError, match="different model"):
+        run(smoke(max_iters=9, n_layer=3), out, resume=True)
+    with pytest.raises(ValueError, match="newer minigpt"):
+        train_config.resume_config(saved | {"flash_attention": True})
+
+
+def test_sample_prompt_outside_the_vocabulary_is_refused_before_training(env):
+    with pytest.raises(ValueError, match="sample_prompt"):
+        run(smoke(max_iters=5, sample_tokens=5, sample_prompt="é"), env / "prompt")
+    assert not (env / "prompt" / "last").exists()
+    assert train_config.parse_overrides({"sample_prompt": "é\\n"})["sample_prompt"] == "é\n"
