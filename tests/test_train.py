@@ -312,7 +312,8 @@ def test_a_checkpoint_is_never_written_from_non_finite_weights(env, tmp_path):
     model = checkpoint.load(env / "straight" / "last").model
     model.params["wte.weight"][0, 0] = np.nan
     with pytest.raises(checkpoint.CheckpointError, match="wte.weight holds NaN"):
-        checkpoint.save(tmp_path / "c", model, {"step": 1, "lr": 0.1}, {}, env / "data" / "tiny" / "tokenizer.json")
+        checkpoint.save(tmp_path / "c", model, {"step": 1, "lr": 0.1}, {},
+                        env / "data" / "tiny" / "tokenizer.json")
     assert not (tmp_path / "c").exists()
 
 
