@@ -345,3 +345,61 @@ def test_sample_prompt_outside_the_vocabulary_is_refused_before_training(env):
         run(smoke(max_iters=5, sample_tokens=5, sample_prompt="é"), env / "prompt")
     assert not (env / "prompt" / "last").exists()
     assert train_config.parse_overrides({"sample_prompt": "é\\n"})["sample_prompt"] == "é\n"
+
+
+def test_command_line_errors_are_one_line(env, tmp_path, capsys):
+    """Bad input, unreadable files and unwritable folders: one line on stderr, a non-zero exit, no traceback."""
+    from minigpt.cli import main
+
+    out = env / "cli_errors"
+    base = ["train", "--preset", "smoke", "--dataset", "tiny", "--max_iters", "2", "--no-progress",
+            "--no-sample"]
+    assert main(base + ["--out", str(out)]) == 0
+    capsys.readouterr()
+    cases = [
+        base + ["--out", str(tmp_path / "a"), "--lr", "nan"],                    # not finite
+        base + ["--out", str(tmp_path / "b"), "--grad_clip", "-1"],              # clipping silently off
+        base + ["--out", str(tmp_path / "c"), "--dataset", "never_prepared"],    # no such dataset
+        base + ["--out", str(out), "--resume", "--n_layer", "3"],                # architecture on resume
+        base + ["--out", str(out), "--resume", "--dtype", "float64"],            # dtype on resume
+        ["sample", "--checkpoint", str(out), "--prompt-file", str(tmp_path)],   # a folder as the prompt
+        ["sample", "--checkpoint", str(tmp_path / "nowhere")],                   # no model there
+        ["eval", "--checkpoint", str(out), "--data", "tiny", "--max-tokens", "-1", "--task",
+         str(tmp_path / "missing.jsonl")],
+    ]
+    bad_prompt = tmp_path / "latin1.txt"
+    bad_prompt.write_bytes(b"caf\xe9")
+    cases.append(["sample", "--checkpoint", str(out), "--prompt-file", str(bad_prompt)])
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("minigpt: error: ") and err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err
+    assert main(cases[-1]) == 2 and "latin1.txt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                                              # argparse: test is no split
+        main(["eval", "--checkpoint", str(out), "--data", "tiny", "--split", "test"])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_read_only_output_folder_is_one_line(env, tmp_path, capsys):
+    from minigpt.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    assert main(["train", "--preset", "smoke", "--dataset", "tiny", "--max_iters", "2", "--out", str(ro / "x"),
+                 "--no-progress", "--no-sample"]) == 2
+    assert capsys.readouterr().err.startswith("minigpt: error: ")
+
+
+def test_both_option_spellings_everywhere():
+    from minigpt.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(["sample", "--checkpoint", "x", "--max_new_tokens", "5", "--top_k", "3"])
+    b = parser.parse_args(["sample", "--checkpoint", "x", "--max-new-tokens", "5", "--top-k", "3"])
+    assert (a.max_new_tokens, a.top_k) == (b.max_new_tokens, b.top_k) == (5, 3)
+    c = parser.parse_args(["eval", "--checkpoint", "x", "--max_examples", "4", "--max-tokens", "9"])
+    assert (c.max_examples, c.max_tokens) == (4, 9)
+    d = parser.parse_args(["finetune", "--init_from", "x", "--task", "t", "--max-iters", "3"])
+    assert d.init_from == "x" and d.set_max_iters == "3"
