@@ -84,9 +84,11 @@ def test_resume_after_max_iters_split(env, straight):
     assert (out / "loss.png").stat().st_size > 1000
 
 
-def _spawn(out: Path, env_dir: Path, max_iters: int) -> subprocess.Popen:
+def _spawn(out: Path, env_dir: Path, max_iters: int, dtype: str = "float32",
+           resume: bool = False) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "minigpt", "train", "--preset", "smoke", "--dataset", "tiny", "--grad_accum",
-           "2", "--max_iters", str(max_iters), "--out", str(out), "--no-progress", "--no-sample"]
+           "2", "--max_iters", str(max_iters), "--out", str(out), "--no-progress", "--no-sample",
+           "--dtype", dtype] + (["--resume"] if resume else [])
     env = dict(os.environ, MINIGPT_DATA=str(env_dir / "data"), MPLBACKEND="Agg")
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -111,6 +113,27 @@ def test_resume_after_kill_9(env, straight):
     assert 5 <= stopped < MAX, stopped
     run(smoke(max_iters=MAX, grad_accum=2), out, resume=True)
     assert_same_run(out / "last", straight / "last")
+
+
+def test_kill_9_at_random_moments_in_float64(env):
+    """kill -9 at a few seeded random moments (mid-step, mid-checkpoint, mid-log), each time resumed, and
+    the run ends bit-identical to an uninterrupted float64 run."""
+    whole = env / "straight64"
+    run(smoke(max_iters=MAX, grad_accum=2, dtype="float64"), whole)
+    out = env / "killed64"
+    delays = np.random.default_rng(7).uniform(0.0, 0.4, size=2)
+    stops = []
+    for k, delay in enumerate(delays):
+        proc = _spawn(out, env, max_iters=MAX, dtype="float64", resume=k > 0)
+        if k == 0:
+            _wait_for_checkpoint(proc, out)
+        time.sleep(float(delay))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL, proc.communicate()   # killed, not finished or refused
+        stops.append(checkpoint.load(out / "last").state["iter"])
+    assert stops[-1] < MAX, stops
+    run(smoke(max_iters=MAX, grad_accum=2, dtype="float64"), out, resume=True)
+    assert_same_run(out / "last", whole / "last")
 
 
 def test_ctrl_c_saves_and_resumes(env, straight):
@@ -348,7 +371,7 @@ def test_sample_prompt_outside_the_vocabulary_is_refused_before_training(env):
 
 
 def test_command_line_errors_are_one_line(env, tmp_path, capsys):
-    """Bad input, unreadable files and unwritable folders: one line on stderr, a non-zero exit, no traceback."""
+    """Bad input, unreadable files and unwritable folders: one line on stderr, exit 2, no traceback."""
     from minigpt.cli import main
 
     out = env / "cli_errors"
@@ -387,8 +410,8 @@ def test_read_only_output_folder_is_one_line(env, tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    assert main(["train", "--preset", "smoke", "--dataset", "tiny", "--max_iters", "2", "--out", str(ro / "x"),
-                 "--no-progress", "--no-sample"]) == 2
+    assert main(["train", "--preset", "smoke", "--dataset", "tiny", "--max_iters", "2", "--out",
+                 str(ro / "x"), "--no-progress", "--no-sample"]) == 2
     assert capsys.readouterr().err.startswith("minigpt: error: ")
 
 
