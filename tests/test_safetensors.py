@@ -141,11 +141,48 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     ({"s": np.array(["x"])}, None, "'s' has dtype <U1"),
     ({"__metadata__": np.ones(1)}, None, "reserved"),
     ({"a": np.ones(1)}, {"format": 1}, "metadata must map strings to strings"),
+    ({"\ud800": np.ones(1)}, None, "lone surrogates"),
+    ({"a": np.ones(1)}, {"k": "\udfff"}, "lone surrogate"),
 ])
 def test_writer_refuses_what_it_cannot_store(tensors, metadata, message, tmp_path: Path) -> None:
     with pytest.raises(SafetensorsError, match=message):
         sf.save(tensors, tmp_path / "x.safetensors", metadata=metadata)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_a_header_its_reader_would_refuse(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sf, "MAX_HEADER_SIZE", 200)            # the same check as at 100 MB, cheaply
+    tensors = {f"name_{i}": np.ones(1) for i in range(5)}
+    with pytest.raises(SafetensorsError, match="over the format's 200-byte limit"):
+        sf.save(tensors, tmp_path / "x.safetensors")
+    monkeypatch.setattr(sf, "MAX_TENSORS", 4)
+    with pytest.raises(SafetensorsError, match="5 tensors, more than the 4"):
+        sf.dumps({f"t{i}": np.ones(1) for i in range(5)})
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- agreement with the reference library at the format's edges ---------------------------------------
+
+EDGE = json.loads((FIXTURES / "edge_cases.json").read_text(encoding="utf-8"))
+# Where minigpt is deliberately stricter than the library (see safetensors.py's docstring).
+STRICTER = {"duplicate key"}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE["cases"]))
+def test_accepts_exactly_what_the_reference_library_accepts(case: str) -> None:
+    want = EDGE["cases"][case]
+    data = bytes.fromhex(want["hex"])
+    if want["accepts"] and case not in STRICTER:
+        tensors = sf.loads(data)
+        assert {k: list(v.shape) for k, v in tensors.items()} == want["tensors"]
+    else:
+        with pytest.raises(SafetensorsError, match="<bytes>"):
+            sf.loads(data)
+
+
+def test_stricter_cases_are_still_accepted_by_the_library() -> None:
+    """If a new safetensors refuses them too, STRICTER should shrink."""
+    assert all(EDGE["cases"][case]["accepts"] for case in STRICTER)
 
 
 # ---- hostile files ------------------------------------------------------------------------------------
@@ -190,7 +227,18 @@ HOSTILE = {
     "shape not list": (raw_file({"w": entry("F32", 4, 0, 16)}, bytes(16)), "'w'.*shape must be a list"),
     "size mismatch": (raw_file({"w": entry("F32", [2, 3], 0, 20)}, bytes(20)),
                       "'w'.*needs 24 bytes.*span 20"),
-    "huge shape": (raw_file({"w": entry("F64", [2**40, 2**40], 0, 8)}, bytes(8)), "'w'.*needs"),
+    "huge shape": (raw_file({"w": entry("F64", [2**40, 2**40], 0, 8)}, bytes(8)), "'w'.*too large"),
+    "shape 0 x 2**64": (raw_file({"w": entry("F32", [0, 2**64], 0, 0)}), "'w'.*too large"),
+    "shape 2**62 x 0": (raw_file({"w": entry("U8", [2**62, 2, 0], 0, 0)}), "'w'.*too large"),
+    "lone surrogate name": (raw_file(b'{"\\ud800": ' + json.dumps(entry("F32", [1], 0, 4)).encode() + b"}",
+                                     bytes(4)), "lone surrogate"),
+    "lone surrogate metadata": (raw_file(b'{"__metadata__": {"k": "\\udfff"}}'), "lone surrogate"),
+    "trailing NUL": (raw_file(b"{}\0"), "not valid JSON"),
+    "too many tensors": (raw_file(b"{" + b",".join(b'"t%d":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}'
+                                                   % i for i in range(sf.MAX_TENSORS + 1)) + b"}"),
+                         "more than 100,000 tensors"),
+    "too many JSON values": (raw_file(b'{"__metadata__": {}, "a": [' + b"[]," * sf.MAX_JSON_VALUES + b"[]]}"),
+                             "more than 2,000,000 JSON values"),
     "begin after end": (raw_file({"w": entry("U8", [0], 4, 2)}, bytes(4)), "'w'.*0 <= begin <= end"),
     "three offsets": (raw_file({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1, 2]}}, bytes(1)),
                       "'w'.*data_offsets must be"),
