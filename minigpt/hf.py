@@ -33,7 +33,16 @@ import numpy as np
 
 from minigpt.files import safetensors
 from minigpt.files.atomic import write_text_atomic
-from minigpt.model import GPT, GPTConfig, param_shapes
+from minigpt.files.boundary import (
+    MODEL_LIMITS,
+    FileFormatError,
+    file_name,
+    first_nonfinite,
+    get_field,
+    get_optional,
+    read_json,
+)
+from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 from minigpt.tokenizer import BPETokenizer
 
 PREFIX = "transformer."
@@ -81,42 +90,60 @@ def from_hf_state_dict(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 # ---- config -------------------------------------------------------------------------------------------
+CONFIG_MAX_BYTES = 1 << 20            # config.json is ~1 KB; generation_config.json smaller still
+INDEX_MAX_BYTES = 64 << 20            # model.safetensors.index.json: ~100 bytes per tensor
+
+
 def config_from_hf(cfg: Mapping, where: str = "config.json") -> GPTConfig:
-    """A transformers GPT2Config dict -> GPTConfig, refusing settings minigpt does not implement."""
+    """A transformers GPT2Config dict -> GPTConfig, refusing settings minigpt does not implement.
+
+    Every field minigpt reads is checked for type and range (boundary.get_field): a wrong-typed or huge
+    value is a FileFormatError naming the file and field, before any array is allocated.
+    """
     if not isinstance(cfg, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type(cfg).__name__}")
-    model_type = cfg.get("model_type", "gpt2")
+        raise FileFormatError(f"{where}: expected a JSON object, got {type(cfg).__name__}")
+    cfg = dict(cfg)
+    model_type = get_field(cfg, "model_type", str, where, default="gpt2")
     if model_type != "gpt2":
-        raise ValueError(f"{where}: model_type is {model_type!r}; minigpt loads only GPT-2 ('gpt2') models")
+        raise FileFormatError(f"{where}: model_type is {model_type!r}; minigpt loads only GPT-2 ('gpt2') "
+                              "models")
+    sizes = {key: get_field(cfg, key, int, where, lo=lo, hi=hi)
+             for key, (lo, hi) in MODEL_LIMITS.items() if key != "block_size"}
+    lo, hi = MODEL_LIMITS["block_size"]
+    key = "n_positions" if "n_positions" in cfg or "n_ctx" not in cfg else "n_ctx"
+    if key not in cfg:
+        raise FileFormatError(f"{where}: neither 'n_positions' nor 'n_ctx' is given (the context length)")
+    positions = get_field(cfg, key, int, where, lo=lo, hi=hi)
+    activation = get_field(cfg, "activation_function", str, where, default="gelu_new")
+    n_inner = get_optional(cfg, "n_inner", int, where, lo=1, hi=4 * MODEL_LIMITS["n_embd"][1])
+    flags = {k: get_field(cfg, k, bool, where, default=d) for k, d in (
+        ("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+        ("reorder_and_upcast_attn", False), ("tie_word_embeddings", True), ("add_cross_attention", False))}
     refusals = [
-        (cfg.get("activation_function", "gelu_new") not in GELU_TANH,
-         f"activation_function {cfg.get('activation_function')!r} (minigpt implements gelu_new)"),
-        (cfg.get("n_inner") not in (None, 4 * cfg.get("n_embd", 0)),
-         f"n_inner {cfg.get('n_inner')} (minigpt's MLP is 4 * n_embd wide)"),
-        (not cfg.get("scale_attn_weights", True), "scale_attn_weights false"),
-        (bool(cfg.get("scale_attn_by_inverse_layer_idx", False)), "scale_attn_by_inverse_layer_idx true"),
-        (bool(cfg.get("reorder_and_upcast_attn", False)), "reorder_and_upcast_attn true"),
-        (not cfg.get("tie_word_embeddings", True), "tie_word_embeddings false (an untied output head)"),
-        (bool(cfg.get("add_cross_attention", False)), "add_cross_attention true"),
+        (activation not in GELU_TANH,
+         f"activation_function {activation!r:.40} (minigpt implements gelu_new)"),
+        (n_inner not in (None, 4 * sizes["n_embd"]),
+         f"n_inner {n_inner} (minigpt's MLP is 4 * n_embd wide)"),
+        (not flags["scale_attn_weights"], "scale_attn_weights false"),
+        (flags["scale_attn_by_inverse_layer_idx"], "scale_attn_by_inverse_layer_idx true"),
+        (flags["reorder_and_upcast_attn"], "reorder_and_upcast_attn true"),
+        (not flags["tie_word_embeddings"], "tie_word_embeddings false (an untied output head)"),
+        (flags["add_cross_attention"], "add_cross_attention true"),
     ]
     for refused, what in refusals:
         if refused:
-            raise ValueError(f"{where}: {what} is not supported by minigpt's GPT-2; "
-                             "only the original GPT-2 architecture loads")
-    for key in ("vocab_size", "n_embd", "n_layer", "n_head"):
-        if key not in cfg:
-            raise ValueError(f"{where}: the field {key!r} is missing")
-    positions = cfg.get("n_positions", cfg.get("n_ctx"))
-    if positions is None:
-        raise ValueError(f"{where}: neither 'n_positions' nor 'n_ctx' is given (the context length)")
+            raise FileFormatError(f"{where}: {what} is not supported by minigpt's GPT-2; "
+                                  "only the original GPT-2 architecture loads")
+    # minigpt has one dropout rate for embeddings, attention and residuals; GPT-2 uses 0.1 for all three.
+    dropout = max(get_field(cfg, k, float, where, lo=0.0, hi=0.99, default=0.1)
+                  for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"))
+    eps = get_field(cfg, "layer_norm_epsilon", float, where, lo=1e-30, hi=1.0, default=1e-5)
     try:
-        # minigpt has one dropout rate for embeddings, attention and residuals; GPT-2 uses 0.1 for all three.
-        dropout = max(float(cfg.get(k, 0.1)) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"))
-        return GPTConfig(vocab_size=cfg["vocab_size"], block_size=positions, n_layer=cfg["n_layer"],
-                         n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=dropout, bias=True,
-                         layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)))
-    except (TypeError, ValueError) as exc:            # a field of the wrong type, e.g. "n_layer": "12"
-        raise ValueError(f"{where}: {exc}") from None
+        return GPTConfig(vocab_size=sizes["vocab_size"], block_size=positions, n_layer=sizes["n_layer"],
+                         n_head=sizes["n_head"], n_embd=sizes["n_embd"], dropout=dropout, bias=True,
+                         layer_norm_epsilon=eps)
+    except ValueError as exc:                          # e.g. n_embd not divisible by n_head
+        raise FileFormatError(f"{where}: {exc}") from None
 
 
 def config_to_hf(config: GPTConfig, dtype: np.dtype) -> dict:
@@ -144,11 +171,53 @@ def read_config(folder: str | Path) -> GPTConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: a GPT-2 folder needs config.json and model.safetensors "
                                 "(get them with `minigpt download gpt2`)")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    return config_from_hf(cfg, str(path))
+    return config_from_hf(read_json(path, "config.json", CONFIG_MAX_BYTES), str(path))
+
+
+def read_eos_token_id(folder: str | Path, vocab_size: int) -> int | list[int] | None:
+    """The end-of-text id(s) generation stops at: generation_config.json's eos_token_id, else config.json's.
+
+    An id (or list of ids) in [0, vocab_size), or None when neither file names one. transformers reads
+    the same two fields; minigpt's sampler turns them into stop tokens.
+    """
+    for name in ("generation_config.json", "config.json"):
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        data = read_json(path, name, CONFIG_MAX_BYTES)
+        where = str(path)
+        if not isinstance(data, dict):
+            raise FileFormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        value = data.get("eos_token_id")
+        if value is None:
+            continue
+        if isinstance(value, list):
+            if not 1 <= len(value) <= 1000:
+                raise FileFormatError(f"{where}: field 'eos_token_id' must list 1 to 1000 ids")
+            return [get_field({"eos_token_id": v}, "eos_token_id", int, where, lo=0, hi=vocab_size - 1)
+                    for v in value]
+        return get_field(data, "eos_token_id", int, where, lo=0, hi=vocab_size - 1)
+    return None
+
+
+def read_index(path: str | Path) -> dict[str, str]:
+    """model.safetensors.index.json -> its weight_map {tensor name: shard file name}, checked."""
+    path = Path(path)
+    where = str(path)
+    data = read_json(path, "safetensors index", INDEX_MAX_BYTES)
+    weight_map = get_field(data, "weight_map", dict, where)
+    get_optional(data, "metadata", dict, where)
+    if not weight_map:
+        raise FileFormatError(f"{where}: 'weight_map' is empty: no tensors are listed")
+    if len(weight_map) > safetensors.MAX_TENSORS * 100:
+        raise FileFormatError(f"{where}: 'weight_map' lists {len(weight_map):,} tensors, more than minigpt "
+                              "loads")
+    for name in weight_map:
+        shard = file_name(weight_map, name, f"{where}: weight_map")
+        if not shard.endswith(".safetensors"):
+            raise FileFormatError(f"{where}: weight_map: shard {shard!r:.80} of tensor {name!r:.80} is not a "
+                                  ".safetensors file (minigpt never reads pickle-based .bin shards)")
+    return weight_map
 
 
 def read_state(folder: str | Path) -> dict[str, np.ndarray]:
@@ -158,19 +227,21 @@ def read_state(folder: str | Path) -> dict[str, np.ndarray]:
     if single.is_file():
         return safetensors.load(single, mmap=True)
     if index.is_file():
-        try:
-            index_data = json.loads(index.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{index}: not valid JSON ({exc})") from None
-        weight_map = index_data.get("weight_map") if isinstance(index_data, dict) else None
-        if not isinstance(weight_map, dict):
-            raise ValueError(f"{index}: no 'weight_map' object")
-        bad = [s for s in weight_map.values() if not isinstance(s, str) or Path(s).name != s]
-        if bad:
-            raise ValueError(f"{index}: shard name {bad[0]!r} is not a plain file name in the folder")
+        weight_map = read_index(index)
         state: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
-            state |= safetensors.load(folder / shard, mmap=True)
+            tensors = safetensors.load(folder / shard, mmap=True)
+            for name in tensors:
+                if weight_map.get(name) != shard:
+                    put = f"in {weight_map[name]!r}" if name in weight_map else "nowhere"
+                    raise FileFormatError(f"{folder / shard}: holds tensor {name!r:.80}, which {index.name} "
+                                          f"puts {put}; the shards and the index disagree (download them "
+                                          "again)")
+            state |= tensors
+        missing = [name for name in weight_map if name not in state]
+        if missing:
+            raise FileFormatError(f"{index}: lists {missing[0]!r:.80} (and {len(missing) - 1} more) in "
+                                  f"{weight_map[missing[0]]!r}, which does not hold it")
         return state
     if (folder / "pytorch_model.bin").is_file():
         raise FileNotFoundError(f"{folder} has only pytorch_model.bin, a pickle (it can run code when "
@@ -179,16 +250,31 @@ def read_state(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_gpt2(folder: str | Path, dtype=np.float32) -> GPT:
-    """A Hugging Face GPT-2 folder -> GPT with its weights, cast to dtype (writable arrays of their own)."""
+    """A Hugging Face GPT-2 folder -> GPT with its weights, cast to dtype (writable arrays of their own).
+
+    Checked before use: config.json's fields (types, ranges), that the files hold as many values as the
+    config's parameter count (before any copy is made), and that every weight is finite after the cast
+    (boundary.first_nonfinite: ~0.1 s for GPT-2 small) -- NaN weights would make the sampler print garbage.
+    """
     folder = Path(folder).expanduser()   # "~/.cache/minigpt/models/gpt2" works as written
     config = read_config(folder)
     state = from_hf_state_dict(read_state(folder))
+    have, want = sum(a.size for a in state.values()), count_params(config)
+    if have != want:
+        raise FileFormatError(f"{folder / 'config.json'} describes {want:,} parameters but the weights hold "
+                              f"{have:,} values: the files come from different models")
     order = list(param_shapes(config)) + sorted(set(state) - set(param_shapes(config)))   # GPT-2's order
-    params = {name: np.array(state[name], dtype=dtype) for name in order if name in state}  # writable copies
+    with np.errstate(over="ignore"):               # float64 -> float32 may overflow: found just below
+        params = {name: np.array(state[name], dtype=dtype) for name in order if name in state}  # own copies
+    bad = first_nonfinite(params)
+    if bad:
+        raise FileFormatError(f"{folder}: tensor {bad[0]} has {bad[1]:,} NaN or infinite values (as "
+                              f"{np.dtype(dtype).name}); the weights are damaged: download them again")
     try:
         return GPT(config, dtype=dtype, params=params)
     except ValueError as exc:
-        raise ValueError(f"{Path(folder) / 'model.safetensors'} does not match config.json: {exc}") from exc
+        raise FileFormatError(f"{Path(folder) / 'model.safetensors'} does not match config.json: "
+                              f"{exc}") from exc
 
 
 def save_gpt2(model: GPT, folder: str | Path) -> None:

@@ -156,11 +156,11 @@ def test_broken_folders_give_clear_errors(tmp_path):
         hf.load_gpt2(folder)
     shutil.copy(TINY_HF / "config.json", folder / "config.json")
     edit_config(folder, resid_pdrop="high")                         # a field of the wrong type
-    with pytest.raises(ValueError, match="config.json: could not convert"):
+    with pytest.raises(ValueError, match="config.json: field 'resid_pdrop' must be a number"):
         hf.load_gpt2(folder)
     shutil.copy(TINY_HF / "config.json", folder / "config.json")
     edit_config(folder, n_embd=24, n_head=3)                        # weights of another size
-    with pytest.raises(ValueError, match="does not match config.json"):
+    with pytest.raises(ValueError, match="describes .* parameters but the weights hold"):
         hf.load_gpt2(folder)
     (folder / "model.safetensors").unlink()
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04 pickle")
@@ -169,6 +169,71 @@ def test_broken_folders_give_clear_errors(tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="config.json"):
         hf.load_gpt2(folder)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_layer", 100_000_000, "'n_layer' = 100000000 is outside"),
+    ("n_layer", None, "'n_layer' must be an integer"),
+    ("n_embd", [12], "'n_embd' must be an integer"),
+    ("vocab_size", 10**40, "not valid JSON"),                       # 41 digits: refused while parsing
+    ("vocab_size", 1.5, "'vocab_size' must be an integer"),
+    ("n_positions", -1, "'n_positions' = -1 is outside"),
+    ("layer_norm_epsilon", "x", "'layer_norm_epsilon' must be a number"),
+    ("attn_pdrop", 1.5, "'attn_pdrop' = 1.5 is outside"),
+    ("activation_function", None, "'activation_function' must be a string"),
+    ("activation_function", "relu", "activation_function 'relu'"),
+    ("n_inner", "48", "'n_inner' must be an integer"),
+    ("n_inner", 7, "n_inner 7"),
+    ("tie_word_embeddings", "yes", "'tie_word_embeddings' must be true or false"),
+    ("model_type", ["gpt2"], "'model_type' must be a string"),
+])
+def test_every_config_field_is_checked(tmp_path, field, value, message):
+    folder = copy_tiny(tmp_path)
+    edit_config(folder, **{field: value})
+    with pytest.raises(hf.FileFormatError, match=message) as info:
+        hf.load_gpt2(folder)
+    assert str(folder / "config.json") in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, bad):
+    folder = copy_tiny(tmp_path)
+    name = "transformer.h.1.mlp.c_fc.weight"
+
+    def poison(state):
+        state[name] = state[name].copy()
+        state[name][0, 3] = bad
+        return state
+    rewrite_weights(folder, poison)
+    with pytest.raises(hf.FileFormatError, match=r"tensor h.1.mlp.c_fc.weight has 1 NaN or infinite"):
+        hf.load_gpt2(folder)
+
+
+def test_float64_weights_that_overflow_float32_are_refused(tmp_path):
+    model = random_model(np.float64)
+    model.params["ln_f.bias"][0] = 1e300                            # finite in float64, inf in float32
+    hf.save_gpt2(model, tmp_path / "m")
+    assert hf.load_gpt2(tmp_path / "m", dtype=np.float64).params["ln_f.bias"][0] == 1e300
+    with pytest.raises(hf.FileFormatError, match="ln_f.bias has 1 NaN or infinite values .as float32"):
+        hf.load_gpt2(tmp_path / "m")
+
+
+def test_eos_token_id_from_generation_config_then_config(tmp_path):
+    folder = copy_tiny(tmp_path)
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    edit_config(folder, eos_token_id=None)
+    assert hf.read_eos_token_id(folder, 11) is None
+    edit_config(folder, eos_token_id=10)
+    assert hf.read_eos_token_id(folder, 11) == 10
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [3, 4]}))
+    assert hf.read_eos_token_id(folder, 11) == [3, 4]
+    for bad, message in [({"eos_token_id": 11}, "outside"), ({"eos_token_id": "7"}, "must be an integer"),
+                         ({"eos_token_id": []}, "1 to 1000 ids"), ({"eos_token_id": [1, None]}, "integer"),
+                         ([1], "JSON object")]:
+        (folder / "generation_config.json").write_text(json.dumps(bad))
+        with pytest.raises(hf.FileFormatError, match=message) as info:
+            hf.read_eos_token_id(folder, 11)
+        assert "generation_config.json" in str(info.value)
 
 
 def test_unexpected_tensors_are_refused(tmp_path):
@@ -196,8 +261,14 @@ def test_sharded_checkpoint(tmp_path):
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"wte.weight": "../x"}}))
     with pytest.raises(ValueError, match="plain file name"):
         hf.load_gpt2(folder)
-    for bad_index, message in [("{not json", "not valid JSON"), ("[1]", "no 'weight_map'"),
-                               ('{"weight_map": {"a": 1, "b": "x"}}', "shard name 1 is not a plain")]:
+    for bad_index, message in [("{not json", "not valid JSON"), ("[1]", "field 'weight_map'"),
+                               ('{"weight_map": {"a": 1, "b": "x"}}', "field 'a' must be a string"),
+                               ('{"weight_map": {}}', "empty"),
+                               ('{"weight_map": {"a": "x.bin"}}', "not a .safetensors file"),
+                               ('{"weight_map": {"a": "' + shard + '"}}', "holds tensor"),
+                               ('{"weight_map": ' + json.dumps(weight_map | {"extra": shard}) + "}",
+                                "lists 'extra'"),
+                               ('{"weight_map": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested")]:
         (folder / "model.safetensors.index.json").write_text(bad_index)
         with pytest.raises(ValueError, match=message) as info:
             hf.load_gpt2(folder)

@@ -19,6 +19,10 @@ Limits, and why:
   integer would overflow the first float() or NumPy call that sees it);
 - text: invalid UTF-8 is an error naming the file, not a UnicodeDecodeError.
 
+Also here, because several readers share them: get_choice / get_optional / file_name (field checks),
+MODEL_LIMITS (the largest hyperparameters accepted from config.json and state.json) and first_nonfinite
+(NaN/inf in arrays read from a file).
+
 What this file deliberately does not do: know any file format's fields (each reader lists its own through
 get_field), or read binary formats (safetensors.py validates its own header).
 """
@@ -28,8 +32,11 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 MAX_DEPTH = 64                 # no file minigpt reads nests deeper than ~4; 64 leaves room and stays safe
 MAX_INT_DIGITS = 30            # larger integers are never a valid count, size or id in our files
@@ -81,24 +88,32 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text)} digits")
-    return int(text)
+def _int_parser(max_digits: int):
+    def bounded_int(text: str) -> int:
+        if len(text.lstrip("-")) > max_digits:
+            raise ValueError(f"an integer of {len(text)} digits")
+        return int(text)
+    return bounded_int
 
 
-def parse_json(text: str, where: str) -> Any:
-    """A JSON value from text; `where` names the file (and line) in the error."""
+_bounded_int = _int_parser(MAX_INT_DIGITS)
+
+
+def parse_json(text: str, where: str, max_int_digits: int = MAX_INT_DIGITS) -> Any:
+    """A JSON value from text; `where` names the file (and line) in the error. max_int_digits is raised
+    only by files that hold big integers on purpose (state.json's 128-bit RNG states: 39 digits)."""
     check_depth(text, where)
+    parse_int = _bounded_int if max_int_digits == MAX_INT_DIGITS else _int_parser(max_int_digits)
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=parse_int)
     except (json.JSONDecodeError, ValueError) as exc:
         raise FileFormatError(f"{where}: not valid JSON ({exc})") from None
 
 
-def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = DEFAULT_MAX_BYTES,
+              max_int_digits: int = MAX_INT_DIGITS) -> Any:
     """A JSON file's value, within the limits above."""
-    return parse_json(read_text(path, what, max_bytes), str(path))
+    return parse_json(read_text(path, what, max_bytes), str(path), max_int_digits)
 
 
 def read_toml(path: str | Path, what: str = "TOML file", max_bytes: int = 1 << 20) -> dict[str, Any]:
@@ -140,6 +155,54 @@ def get_field(obj: Any, key: str, kind: type, where: str, *, lo: float | None = 
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise FileFormatError(f"{where}: field {key!r} = {_short(value)} is outside [{lo}, {hi}]")
     return value
+
+
+def get_choice(obj: Any, key: str, choices: tuple, where: str, default: Any = _MISSING) -> Any:
+    """obj[key], which must be one of `choices` (compared by type and value: true is not 1)."""
+    value = get_field(obj, key, object, where, default=default)
+    if not any(type(value) is type(c) and value == c for c in choices):
+        raise FileFormatError(f"{where}: field {key!r} must be one of {', '.join(map(repr, choices))}, "
+                              f"got {_short(value)}")
+    return value
+
+
+def get_optional(obj: Any, key: str, kind: type, where: str, **limits: Any) -> Any:
+    """obj[key] checked like get_field, except that null (or a missing key) gives None."""
+    if isinstance(obj, dict) and obj.get(key) is None:
+        return None
+    return get_field(obj, key, kind, where, **limits)
+
+
+def file_name(obj: Any, key: str, where: str, default: Any = _MISSING) -> str:
+    """A plain file name (no folder, not '.' or '..'): a file we read must not point outside its folder."""
+    name = get_field(obj, key, str, where, default=default)
+    if name != Path(name).name or name in ("", ".", "..") or "\\" in name or "\0" in name:
+        raise FileFormatError(f"{where}: field {key!r} = {_short(name)} must be a plain file name in the "
+                              "same folder")
+    return name
+
+
+# The largest hyperparameters minigpt accepts from a file (config.json, state.json), checked before
+# anything is allocated; each reader then also compares the parameter count with the weights file's size.
+MODEL_LIMITS: dict[str, tuple[int, int]] = {
+    "vocab_size": (1, 10_000_000), "block_size": (1, 1_000_000), "n_layer": (1, 10_000),
+    "n_head": (1, 10_000), "n_embd": (1, 1_000_000),
+}
+
+
+def first_nonfinite(arrays: Mapping[str, np.ndarray]) -> tuple[str, int] | None:
+    """(name, count) of the first float array holding NaN or inf, or None if all are finite.
+
+    Cost: one sum per array (no temporary: a finite sum proves every element finite), and an exact
+    np.isfinite pass only when the sum is not finite (a NaN/inf, or a float16 sum overflowing). GPT-2
+    small's 124M float32 weights: ~0.1 s.
+    """
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr.sum()):
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                return name, bad
+    return None
 
 
 def _short(value: Any, n: int = 60) -> str:
