@@ -304,7 +304,9 @@ def _save_checkpoint(folder: Path, model: GPT, tok) -> None:
     tok_file = folder.parent / "tok.json"
     tok.save(tok_file)
     cfg = model.config
-    state = {"iter": 7, "rng": {}, "train_config": {},
+    rngs = {"data": np.random.default_rng(0).bit_generator.state,     # what train.py saves; checkpoint.load
+            "dropout": np.random.default_rng(1).bit_generator.state}  # checks them
+    state = {"iter": 7, "rng": rngs, "train_config": {},
              "model_config": {k: getattr(cfg, k) for k in ("vocab_size", "block_size", "n_layer", "n_head",
                                                             "n_embd", "dropout", "bias")}}
     checkpoint.save(folder, model, {"step": 7, "lr": 1e-3}, state, tok_file)

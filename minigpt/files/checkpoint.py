@@ -22,6 +22,7 @@ position (batches are random draws, so the RNG state *is* the data position).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -34,7 +35,15 @@ import numpy as np
 from minigpt.datasets.prepared import Tokenizer, load_tokenizer
 from minigpt.files import safetensors
 from minigpt.files.atomic import write_bytes_atomic
-from minigpt.model import GPT, GPTConfig
+from minigpt.files.boundary import (
+    MODEL_LIMITS,
+    FileFormatError,
+    first_nonfinite,
+    get_field,
+    get_optional,
+    read_json,
+)
+from minigpt.model import GPT, GPTConfig, count_params
 
 FORMAT = "minigpt-checkpoint"
 VERSION = 1
@@ -110,44 +119,40 @@ def resolve(folder: str | Path) -> Path:
     raise CheckpointError(f"no checkpoint at {folder} (expected {', '.join(FILES)})")
 
 
+STATE_MAX_BYTES = 16 << 20      # state.json is a few KB (the configs, two RNG states)
+MAX_ITERS = 10**12
+_U128 = 2**128
+
+
 def load(folder: str | Path) -> Checkpoint:
-    """Read and check a checkpoint folder; every problem is a CheckpointError naming the file."""
+    """Read and check a checkpoint folder; every problem is a CheckpointError naming the file.
+
+    Order matters: state.json is checked field by field (types, ranges, the RNG states' structure) and the
+    model's parameter count is compared with model.safetensors' header before any tensor is read, so a
+    damaged or hostile `n_layer: 100000000` is a one-line error, not a MemoryError.
+    """
     folder = resolve(folder)
     for name in FILES:
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder / name} is missing: the checkpoint is incomplete")
-    path = folder / "state.json"
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
-    need = {"format": str, "iter": int, "model_config": dict, "train_config": dict, "rng": dict,
-            "optimizer": dict}
-    for key, kind in need.items():
-        if not isinstance(state, dict) or not isinstance(state.get(key), kind):
-            raise CheckpointError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    if state["format"] != FORMAT or state.get("version") != VERSION:
-        raise CheckpointError(f"{path}: format {state['format']!r} version {state.get('version')!r}; this "
-                              f"minigpt reads {FORMAT!r} version {VERSION}")
-    try:
-        config = GPTConfig(**state["model_config"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: bad model_config ({exc})") from None
-    params = _load_tensors(folder / "model.safetensors")
-    dtype = next(iter(params.values())).dtype if params else np.dtype(np.float32)
+        state, config = read_state(folder / "state.json")
+        model_file, opt_file = folder / "model.safetensors", folder / "optimizer.safetensors"
+        dtype = _check_sizes(config, model_file, opt_file)
+    except (FileFormatError, safetensors.SafetensorsError) as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {folder}: {exc}") from None
+    params = _load_tensors(model_file)
     try:
         model = GPT(config, dtype=dtype, params=params)
     except ValueError as exc:
-        raise CheckpointError(f"{folder / 'model.safetensors'}: {exc}") from None
-    opt = dict(_load_tensors(folder / "optimizer.safetensors"))
-    try:
-        opt["step"] = int(state["optimizer"]["step"])
-        opt["lr"] = float(state["optimizer"]["lr"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: 'optimizer' must hold an integer 'step' and a number 'lr'") from None
+        raise CheckpointError(f"{model_file}: {exc}") from None
+    opt = dict(_load_tensors(opt_file))
+    opt["step"], opt["lr"] = state["optimizer"]["step"], state["optimizer"]["lr"]
     try:
         tokenizer = load_tokenizer(folder / "tokenizer.json")
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise CheckpointError(str(exc)) from None
     if tokenizer.vocab_size != config.vocab_size:
         raise CheckpointError(f"{folder / 'tokenizer.json'} has {tokenizer.vocab_size} tokens but the model "
@@ -155,14 +160,115 @@ def load(folder: str | Path) -> Checkpoint:
     return Checkpoint(folder, model, opt, state, tokenizer)
 
 
+def read_state(path: str | Path) -> tuple[dict[str, Any], GPTConfig]:
+    """state.json -> (its content, the model's GPTConfig), every field minigpt uses checked.
+
+    Fields and their rules: format/version exact; iter an integer in [0, 1e12]; eval_done true/false;
+    best_val a finite number or null; stale_evals a count; dataset and dataset_sha256 strings or null;
+    model_config exactly GPTConfig's fields, sizes within boundary.MODEL_LIMITS; train_config an object
+    (TrainConfig checks its own fields); rng.data and rng.dropout numpy PCG64 states (128-bit state and odd
+    increment, has_uint32 0/1, a 32-bit uinteger); optimizer.step a count and optimizer.lr finite >= 0.
+    Raises FileFormatError naming the file and the field.
+    """
+    path = Path(path)
+    where = str(path)
+    state = read_json(path, "checkpoint state.json", STATE_MAX_BYTES, max_int_digits=40)  # 2**128: 39 digits
+    if not isinstance(state, dict):
+        raise FileFormatError(f"{where}: expected a JSON object, got {type(state).__name__}")
+    fmt, version = get_field(state, "format", str, where), get_field(state, "version", int, where)
+    if fmt != FORMAT or version != VERSION:
+        raise FileFormatError(f"{where}: format {fmt!r:.60} version {version}; this minigpt reads {FORMAT!r} "
+                              f"version {VERSION}")
+    get_field(state, "iter", int, where, lo=0, hi=MAX_ITERS)
+    get_field(state, "eval_done", bool, where, default=False)
+    get_optional(state, "best_val", float, where)
+    get_field(state, "stale_evals", int, where, lo=0, hi=MAX_ITERS, default=0)
+    get_optional(state, "dataset", str, where)
+    get_optional(state, "dataset_sha256", str, where)
+    get_field(state, "train_config", dict, where)
+    config = model_config(get_field(state, "model_config", dict, where), f"{where}: model_config")
+    rng = get_field(state, "rng", dict, where)
+    for key in ("data", "dropout"):
+        check_pcg64_state(get_field(rng, key, dict, f"{where}: rng"), f"{where}: rng.{key}")
+    opt = get_field(state, "optimizer", dict, where)
+    opt["step"] = get_field(opt, "step", int, f"{where}: optimizer", lo=0, hi=MAX_ITERS)
+    opt["lr"] = get_field(opt, "lr", float, f"{where}: optimizer", lo=0.0)
+    return state, config
+
+
+_CONFIG_FIELDS = {"vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
+                  "layer_norm_epsilon"}
+
+
+def model_config(fields: dict[str, Any], where: str) -> GPTConfig:
+    """GPTConfig from a JSON object holding its fields (no others), sizes bounded by MODEL_LIMITS."""
+    unknown = sorted(set(fields) - _CONFIG_FIELDS)
+    if unknown:
+        raise FileFormatError(f"{where}: unknown field {unknown[0]!r:.60} (a checkpoint from a newer "
+                              "minigpt?)")
+    sizes = {k: get_field(fields, k, int, where, lo=lo, hi=hi) for k, (lo, hi) in MODEL_LIMITS.items()}
+    try:
+        return GPTConfig(**sizes, dropout=get_field(fields, "dropout", float, where, lo=0.0, hi=0.99,
+                                                    default=0.0),
+                         bias=get_field(fields, "bias", bool, where, default=True),
+                         layer_norm_epsilon=get_field(fields, "layer_norm_epsilon", float, where,
+                                                      lo=1e-30, hi=1.0, default=1e-5))
+    except ValueError as exc:                      # n_embd not divisible by n_head
+        raise FileFormatError(f"{where}: {exc}") from None
+
+
+def check_pcg64_state(value: dict[str, Any], where: str) -> None:
+    """A numpy PCG64 `bit_generator.state` dict, as np.random.default_rng() gives it, checked for structure
+    and ranges (state < 2**128, an odd increment < 2**128, has_uint32 0 or 1, uinteger < 2**32)."""
+    if get_field(value, "bit_generator", str, where) != "PCG64":
+        raise FileFormatError(f"{where}: field 'bit_generator' must be 'PCG64' (numpy's default_rng), got "
+                              f"{value['bit_generator']!r:.40}")
+    inner = get_field(value, "state", dict, where)
+    get_field(inner, "state", int, f"{where}.state", lo=0, hi=_U128 - 1)
+    if get_field(inner, "inc", int, f"{where}.state", lo=0, hi=_U128 - 1) % 2 == 0:
+        raise FileFormatError(f"{where}.state: field 'inc' must be odd (PCG64's increment always is)")
+    get_field(value, "has_uint32", int, where, lo=0, hi=1)
+    get_field(value, "uinteger", int, where, lo=0, hi=2**32 - 1)
+    extra = sorted(set(value) - {"bit_generator", "state", "has_uint32", "uinteger"})
+    if extra or set(inner) != {"state", "inc"}:
+        raise FileFormatError(f"{where}: unexpected fields {(extra or sorted(inner))[:3]} in an RNG state")
+    try:
+        np.random.PCG64().state = value           # the final word: numpy itself accepts it
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise FileFormatError(f"{where}: not a PCG64 state numpy accepts ({exc})") from None
+
+
+def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtype:
+    """Headers only: the model file must hold count_params(config) values of one float dtype, and the
+    optimizer file two moments per parameter at most. Returns the dtype. Nothing is allocated."""
+    header = safetensors.read_header(model_file)
+    codes = {info.dtype for info in header.tensors.values()}
+    if not header.tensors or len(codes) != 1 or not codes <= {"F32", "F64"}:
+        raise FileFormatError(f"{model_file}: parameters must all be F32 or all F64, found "
+                              f"{sorted(codes) or 'no tensors'}")
+    dtype = np.dtype(np.float32) if codes == {"F32"} else np.dtype(np.float64)
+    have = sum(math.prod(info.shape) for info in header.tensors.values())
+    want = count_params(config)
+    if have != want:
+        raise FileFormatError(f"{model_file} holds {have:,} values but state.json's model_config describes "
+                              f"{want:,} parameters: the files come from different runs")
+    opt_header = safetensors.read_header(opt_file)
+    opt_values = sum(math.prod(info.shape) for info in opt_header.tensors.values())
+    if opt_values > 2 * want:
+        raise FileFormatError(f"{opt_file} holds {opt_values:,} values, more than two moments for each of "
+                              f"the model's {want:,} parameters")
+    return dtype
+
+
 def _load_tensors(path: Path) -> dict[str, np.ndarray]:
     try:
         tensors = safetensors.load(path)
     except (OSError, ValueError) as exc:              # both name the file already
         raise CheckpointError(str(exc)) from None
-    for name, arr in tensors.items():
-        if not np.all(np.isfinite(arr)):
-            raise CheckpointError(f"{path}: tensor {name} contains NaN or inf; use an earlier checkpoint")
+    bad = first_nonfinite(tensors)
+    if bad:
+        raise CheckpointError(f"{path}: tensor {bad[0]} contains {bad[1]:,} NaN or inf values; use an "
+                              "earlier checkpoint")
     return tensors
 
 
