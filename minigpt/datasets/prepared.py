@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from minigpt.files.atomic import write_bytes_atomic
+from minigpt.files.boundary import FileFormatError, file_name, get_choice, get_field, get_optional, read_json
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
 META_FORMAT = "minigpt-data"
@@ -113,33 +114,53 @@ def write_meta(folder: str | Path, meta: dict[str, Any]) -> None:
     _atomic_write(Path(folder) / "meta.json", (text + "\n").encode("utf-8"))
 
 
+META_MAX_BYTES = 1 << 20          # meta.json is ~1 KB
+MAX_TOKENS = 2**48                # a count no real corpus reaches, small enough for any arithmetic
+
+
 def load_meta(folder: str | Path) -> dict[str, Any]:
-    """Read and check data/<name>/meta.json; a clear error if the dataset was never prepared or is damaged."""
+    """Read and check data/<name>/meta.json; a clear error if the dataset was never prepared or is damaged.
+
+    Checked (boundary.get_field): format/version exact; dtype "uint16" or "uint32", and wide enough for
+    vocab_size (uint16 holds at most 65,536 ids); vocab_size, train_tokens, val_tokens integers in range;
+    tokenizer a plain file name in the folder; source_sha256 a string or null. Other fields are only shown.
+    """
     folder = Path(folder)
     path = folder / "meta.json"
     if not path.is_file():
         raise DataError(f"{folder} is not a prepared dataset (no meta.json): run `minigpt prepare "
                         f"{folder.name}` first (`minigpt prepare --help` lists the recipes)")
+    where = str(path)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); prepare the dataset again") from None
-    need = {"format": str, "dtype": str, "vocab_size": int, "train_tokens": int, "val_tokens": int}
-    for key, kind in need.items():
-        if not isinstance(meta, dict) or not isinstance(meta.get(key), kind):
-            raise DataError(f"{path}: field {key!r} is missing or not a {kind.__name__}; prepare it again")
-    if meta["format"] != META_FORMAT or meta.get("version") != META_VERSION:
-        raise DataError(f"{path}: format {meta['format']!r} version {meta.get('version')!r}; this minigpt "
-                        f"reads {META_FORMAT!r} version {META_VERSION}: prepare the dataset again")
-    if meta["dtype"] not in ("uint16", "uint32"):
-        raise DataError(f"{path}: dtype must be uint16 or uint32, got {meta['dtype']!r}")
+        meta = read_json(path, "meta.json", META_MAX_BYTES)
+        if not isinstance(meta, dict):
+            raise FileFormatError(f"{where}: expected a JSON object, got {type(meta).__name__}")
+        fmt, version = get_field(meta, "format", str, where), get_field(meta, "version", int, where)
+        if fmt != META_FORMAT or version != META_VERSION:
+            raise FileFormatError(f"{where}: format {fmt!r:.60} version {version}; this minigpt reads "
+                                  f"{META_FORMAT!r} version {META_VERSION}")
+        dtype = get_choice(meta, "dtype", ("uint16", "uint32"), where)
+        vocab_size = get_field(meta, "vocab_size", int, where, lo=1, hi=2**32)
+        if dtype == "uint16" and vocab_size > 65536:
+            raise FileFormatError(f"{where}: vocab_size {vocab_size} does not fit the uint16 token files")
+        for key in ("train_tokens", "val_tokens"):
+            get_field(meta, key, int, where, lo=0, hi=MAX_TOKENS)
+        file_name(meta, "tokenizer", where, default="tokenizer.json")
+        get_optional(meta, "source_sha256", str, where)
+    except FileFormatError as exc:
+        raise DataError(f"{exc}; prepare the dataset again (`minigpt prepare {folder.name}`)") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
     return meta
 
 
-def load_tokens(folder: str | Path, split: str) -> np.memmap:
-    """data/<name>/<split>.bin as a read-only memmap, checked against meta.json's count and dtype."""
+def load_tokens(folder: str | Path, split: str, check: bool = True) -> np.memmap:
+    """data/<name>/<split>.bin as a read-only memmap, checked against meta.json's count and dtype, and
+    (check=True) every id against its vocab_size: check_tokens, one vectorised pass over the file."""
     folder = Path(folder)
     meta = load_meta(folder)
+    if split not in ("train", "val"):
+        raise DataError(f"split must be 'train' or 'val', got {split!r}")
     path = folder / f"{split}.bin"
     dtype = np.dtype("<u2") if meta["dtype"] == "uint16" else np.dtype("<u4")
     want = meta[f"{split}_tokens"]
@@ -152,23 +173,52 @@ def load_tokens(folder: str | Path, split: str) -> np.memmap:
                         f"prepare the dataset again")
     if want == 0:
         return np.zeros(0, dtype=dtype)  # type: ignore[return-value]  (memmap refuses empty files)
-    return np.memmap(path, dtype=dtype, mode="r")
+    ids = np.memmap(path, dtype=dtype, mode="r")
+    if check:
+        check_tokens(ids, meta["vocab_size"], path)
+    return ids
+
+
+def check_tokens(ids: np.ndarray, vocab_size: int, path: str | Path) -> None:
+    """Refuse token ids >= vocab_size (a .bin from another tokenizer, or damaged): one np.max over the
+    array, vectorised: a memmap is read once (50M uint16 ids from the page cache: ~20 ms here; a cold file
+    goes at the disk's speed)."""
+    top = int(ids.max()) if len(ids) else -1
+    if top >= vocab_size:
+        at = int(np.argmax(ids >= vocab_size))
+        raise DataError(f"{path}: token id {top} (first bad id at position {at:,}) is outside the vocabulary "
+                        f"of {vocab_size} ids in meta.json: the token file and the tokenizer come from "
+                        "different runs; prepare the dataset again")
+
+
+def check_vocab(meta: dict[str, Any], tokenizer: Tokenizer, folder: str | Path) -> None:
+    """meta.json's vocab_size must be the tokenizer's: a model sized by one and fed by the other would train
+    to the end and save checkpoints no one can load."""
+    if tokenizer.vocab_size != meta["vocab_size"]:
+        raise DataError(f"{Path(folder) / 'meta.json'} says vocab_size {meta['vocab_size']} but its "
+                        f"tokenizer has {tokenizer.vocab_size} tokens: the files come from different runs; "
+                        "prepare the dataset again")
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """A tokenizer JSON file of either kind: CharTokenizer's ("minigpt-char") or BPETokenizer's."""
+    """A tokenizer JSON file of either kind: CharTokenizer's ("minigpt-char") or BPETokenizer's.
+
+    Only the "format" field is read here (through boundary.read_json); each tokenizer class checks the rest.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"tokenizer file {path} is missing; prepare the dataset again")
     try:
-        kind = json.loads(path.read_text(encoding="utf-8")).get("format")
-    except FileNotFoundError:
-        raise DataError(f"tokenizer file {path} is missing; prepare the dataset again") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise DataError(f"{path} is not a tokenizer JSON file ({exc})") from None
+        data = read_json(path, "tokenizer file")
+        kind = get_field(data, "format", str, str(path))
+    except FileFormatError as exc:
+        raise DataError(f"{exc} (not a minigpt tokenizer file)") from None
     if kind == "minigpt-char":
         return CharTokenizer.load(path)
     if kind == "minigpt-bpe":
         return BPETokenizer.load(path)
-    raise DataError(f"{path}: unknown tokenizer format {kind!r} (expected 'minigpt-char' or 'minigpt-bpe')")
+    raise DataError(f"{path}: unknown tokenizer format {kind!r:.60} (expected 'minigpt-char' or "
+                    "'minigpt-bpe')")
 
 
 def check_tokens(ids: np.ndarray, vocab_size: int, path: str | Path) -> None:

@@ -13,7 +13,6 @@ anything but the files named here.
 
 from __future__ import annotations
 
-import json
 import os
 import sysconfig
 import urllib.parse
@@ -28,6 +27,7 @@ from minigpt.datasets.prepared import (
     normalize_newlines,
     sha256_bytes,
 )
+from minigpt.files.boundary import FileFormatError, get_field, get_optional, parse_json
 from minigpt.files.download import DownloadError, download_file
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -129,19 +129,37 @@ def _poems_from_text(text: str) -> list[str]:
     return normalize_newlines(text).split("\n\n")
 
 
+MAX_POEM_CHARS = 1_000_000     # one poem; the longest Tang poem is a few thousand characters
+MAX_POEM_LINES = 100_000
+
+
 def _poems_from_json(raw: str, path: Path) -> list[str]:
-    """chinese-poetry's format: a list of {"title": str, "author": str, "paragraphs": [str, ...]}."""
+    """chinese-poetry's format: a list of {"title": str, "author": str, "paragraphs": [str, ...]}.
+
+    Checked through boundary: the nesting depth, every item an object, "paragraphs" a list of strings
+    (at most MAX_POEM_LINES, MAX_POEM_CHARS in all), "title" and "author" strings or absent/null.
+    """
     try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc})") from None
+        items = parse_json(raw, str(path))
+    except FileFormatError as exc:
+        raise DataError(str(exc)) from None
+    if not isinstance(items, list):
+        raise DataError(f"{path}: expected a JSON list of poems, got {type(items).__name__}")
     poems = []
     for k, item in enumerate(items):
-        if not (isinstance(item, dict) and isinstance(item.get("paragraphs"), list)
-                and all(isinstance(s, str) for s in item["paragraphs"])):
-            raise DataError(f"{path}: poem #{k} is not an object with a list of strings in 'paragraphs'")
-        head = [str(item.get("title", "")), str(item.get("author", ""))]
-        poems.append("\n".join([h for h in head if h] + item["paragraphs"]))
+        where = f"{path}: poem #{k}"
+        try:
+            paragraphs = get_field(item, "paragraphs", list, where)
+            head = [get_optional(item, key, str, where) or "" for key in ("title", "author")]
+        except FileFormatError as exc:
+            raise DataError(f"{exc} (poem #{k} must be an object with a list of strings in 'paragraphs')") \
+                from None
+        if not all(isinstance(line, str) for line in paragraphs):
+            raise DataError(f"{where} is not an object with a list of strings in 'paragraphs'")
+        if len(paragraphs) > MAX_POEM_LINES or sum(map(len, paragraphs)) > MAX_POEM_CHARS:
+            raise DataError(f"{where}: longer than {MAX_POEM_LINES:,} lines or {MAX_POEM_CHARS:,} "
+                            "characters; not a poem")
+        poems.append("\n".join([h for h in head if h] + paragraphs))
     return poems
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from minigpt.files.atomic import write_text_atomic
+from minigpt.files.boundary import FileFormatError, parse_json
 
 IGNORE_INDEX = -100   # the loss skips targets equal to this (torch's default for cross_entropy)
 END = "\n"            # appended to every response: the end token the model learns to emit
@@ -59,12 +60,20 @@ class Example:
 
 
 # ---- reading and writing JSONL -------------------------------------------------------------------------
+MAX_TASK_BYTES = 1 << 30      # a task file: 1 GB (the Tang couplets are ~2 MB)
+MAX_LINE_CHARS = 1_000_000    # one example; longer prompts could not fit any context anyway
+
+
 def read_jsonl(path: str | Path) -> list[Example]:
     """Every line of a task file as an Example; a malformed line is a TaskError naming file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task file {path} not found: write one JSON object per line with "
                                 "'prompt' and 'response' strings, or run `minigpt prepare tang_couplets`")
+    size = path.stat().st_size
+    if size > MAX_TASK_BYTES:
+        raise TaskError(f"{path}: {size:,} bytes, more than a task file can be ({MAX_TASK_BYTES:,}); "
+                        "split it")
     examples = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         if not raw.strip():
@@ -81,23 +90,41 @@ def read_jsonl(path: str | Path) -> list[Example]:
 
 
 def parse_line(line: str, where: str) -> Example:
-    """One JSONL line -> Example, or a TaskError that says what is wrong at `where`."""
+    """One JSONL line -> Example, or a TaskError that says what is wrong at `where`.
+
+    Checked: at most MAX_LINE_CHARS characters, one JSON object (boundary.parse_json: nesting depth,
+    no NaN, no huge numbers), 'prompt' and 'response' strings, the response not empty.
+    """
+    if len(line) > MAX_LINE_CHARS:
+        raise TaskError(f"{where}: {len(line):,} characters, longer than an example can be "
+                        f"({MAX_LINE_CHARS:,}); shorten or drop this line")
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one "
-                        'object like {"prompt": "...", "response": "..."}') from None
+        obj = parse_json(line, where)
+    except FileFormatError as exc:
+        raise TaskError(f"{exc}; each line must be one object like "
+                        '{"prompt": "...", "response": "..."}') from None
     if not isinstance(obj, dict):
         raise TaskError(f"{where}: expected a JSON object with 'prompt' and 'response', got "
                         f"{type(obj).__name__}")
     for key in ("prompt", "response"):
         if key not in obj:
-            raise TaskError(f"{where}: missing field '{key}' (found: {sorted(obj)})")
+            raise TaskError(f"{where}: missing field '{key}' (found: {sorted(obj)[:10]})")
         if not isinstance(obj[key], str):
             raise TaskError(f"{where}: field '{key}' must be a string, got {type(obj[key]).__name__}")
+        if not _is_utf8(obj[key]):
+            raise TaskError(f"{where}: field '{key}' holds a lone surrogate (a \\ud800-\\udfff escape), "
+                            "which is not text")
     if not obj["response"]:
         raise TaskError(f"{where}: the response is empty: there would be nothing to learn from this line")
     return Example(obj["prompt"], obj["response"], where)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def write_jsonl(path: str | Path, pairs: Iterable[Example | tuple[str, str]]) -> int:
