@@ -67,7 +67,8 @@ def to_hf_state_dict(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 def from_hf_state_dict(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """transformers' or the Hub's names -> minigpt's: strip "transformer.", drop the attn.bias buffers,
-    drop "lm_head.weight" after checking it equals wte (the head is tied). Arrays are not copied."""
+    drop "lm_head.weight" after checking it equals wte (the head is tied). Arrays are not copied.
+    A name or head minigpt cannot use is a FileFormatError (a ValueError): the file holds another model."""
     out: dict[str, np.ndarray] = {}
     lm_head = None
     for key, value in state.items():
@@ -78,14 +79,14 @@ def from_hf_state_dict(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
             continue                                   # a constant mask, not a parameter
         elif _NAME.fullmatch(name):
             if name in out:
-                raise ValueError(f"{name!r} appears twice (with and without the {PREFIX!r} prefix)")
+                raise FileFormatError(f"{name!r} appears twice (with and without the {PREFIX!r} prefix)")
             out[name] = value
         else:
-            raise ValueError(f"unexpected tensor {key!r}: not a GPT-2 parameter "
-                             "(is this a GPT-2 checkpoint?)")
+            raise FileFormatError(f"unexpected tensor {key!r:.80}: not a GPT-2 parameter "
+                                  "(is this a GPT-2 checkpoint?)")
     if lm_head is not None and "wte.weight" in out and not np.array_equal(lm_head, out["wte.weight"]):
-        raise ValueError("lm_head.weight differs from wte.weight: this model's output head is not tied to "
-                         "its token embeddings, which minigpt's GPT-2 does not implement")
+        raise FileFormatError("lm_head.weight differs from wte.weight: this model's output head is not tied "
+                              "to its token embeddings, which minigpt's GPT-2 does not implement")
     return out
 
 
@@ -230,6 +231,9 @@ def read_state(folder: str | Path) -> dict[str, np.ndarray]:
         weight_map = read_index(index)
         state: dict[str, np.ndarray] = {}
         for shard in sorted(set(weight_map.values())):
+            if not (folder / shard).is_file():
+                raise FileFormatError(f"{index}: lists shard {shard!r}, which is not in {folder}: download "
+                                      "it (or the whole folder) again")
             tensors = safetensors.load(folder / shard, mmap=True)
             for name in tensors:
                 if weight_map.get(name) != shard:
@@ -258,7 +262,11 @@ def load_gpt2(folder: str | Path, dtype=np.float32) -> GPT:
     """
     folder = Path(folder).expanduser()   # "~/.cache/minigpt/models/gpt2" works as written
     config = read_config(folder)
-    state = from_hf_state_dict(read_state(folder))
+    raw = read_state(folder)
+    try:
+        state = from_hf_state_dict(raw)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{folder}: {exc}") from None
     have, want = sum(a.size for a in state.values()), count_params(config)
     if have != want:
         raise FileFormatError(f"{folder / 'config.json'} describes {want:,} parameters but the weights hold "

@@ -174,9 +174,11 @@ def get_optional(obj: Any, key: str, kind: type, where: str, **limits: Any) -> A
 
 
 def file_name(obj: Any, key: str, where: str, default: Any = _MISSING) -> str:
-    """A plain file name (no folder, not '.' or '..'): a file we read must not point outside its folder."""
+    """A plain file name (no folder, not '.' or '..', at most 255 bytes): a file we read must not point
+    outside its folder."""
     name = get_field(obj, key, str, where, default=default)
-    if name != Path(name).name or name in ("", ".", "..") or "\\" in name or "\0" in name:
+    if (name != Path(name).name or name in ("", ".", "..") or "\\" in name or "\0" in name
+            or len(name.encode("utf-8", "replace")) > 255):          # the usual file-name limit
         raise FileFormatError(f"{where}: field {key!r} = {_short(name)} must be a plain file name in the "
                               "same folder")
     return name
