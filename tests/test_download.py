@@ -266,3 +266,20 @@ def test_default_destination(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.setenv("MINIGPT_MODELS", str(tmp_path / "m"))
     assert dl.default_dest("gpt2-xl") == tmp_path / "m" / "gpt2-xl"
     assert dl.repo_id("gpt2-xl") == "openai-community/gpt2-xl" and dl.repo_id("me/tiny") == "me/tiny"
+
+
+@pytest.mark.parametrize("value, want", [
+    ("1234", 1234), (" 7 ", 7), (None, None), ("", None), ("-1", None), ("1e3", None), ("²", None),
+    ("٣", None), ("9" * 5000, None), ("9" * 20, 10**20 - 1), ("9" * 21, None),
+])
+def test_size_headers_from_a_hostile_server_are_parsed_or_ignored(value, want) -> None:
+    """A server's Content-Length is input like any file: never an exception, only a number or None."""
+    assert dl._int_header(value) == want
+
+
+@pytest.mark.parametrize("value, want", [
+    ("bytes 100-199/1000", (100, 1000)), ("bytes */1000", (None, 1000)), ("bytes 0-1/*", (0, None)),
+    ("bytes ²-3/4", (None, None)), ("bytes 1-2/" + "9" * 5000, (None, None)), (None, (None, None)),
+])
+def test_content_range_from_a_hostile_server(value, want) -> None:
+    assert dl._content_range(value) == want

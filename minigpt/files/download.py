@@ -199,13 +199,18 @@ def remote_size(url: str, *, timeout: float = 30.0) -> int | None:
     return None
 
 
+_SIZE = r"[0-9]{1,20}"   # ASCII digits only (str.isdigit accepts '²', which int() refuses), at most 20
+
+
 def _int_header(value: str | None) -> int | None:
-    return int(value) if value is not None and value.strip().isdigit() else None
+    """A size header's integer, or None if it is absent or not a plain number of at most 20 digits."""
+    value = (value or "").strip()
+    return int(value) if re.fullmatch(_SIZE, value) else None
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """'bytes 100-199/1000' -> (100, 1000); 'bytes */1000' -> (None, 1000); missing -> (None, None)."""
-    m = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", (value or "").strip())
+    m = re.fullmatch(rf"bytes (?:({_SIZE})-{_SIZE}|\*)/({_SIZE}|\*)", (value or "").strip())
     if not m:
         return None, None
     start, total = m.groups()
