@@ -197,7 +197,8 @@ def first_nonfinite(arrays: Mapping[str, np.ndarray]) -> tuple[str, int] | None:
 
     Cost: one sum per array (no temporary: a finite sum proves every element finite), and an exact
     np.isfinite pass only when the sum is not finite (a NaN/inf, or a float16 sum overflowing). GPT-2
-    small's 124M float32 weights: ~0.1 s.
+    small's 124M float32 weights: ~0.13 s here, against ~0.5 s for np.isfinite(a).all() per tensor
+    (which also allocates a bool copy of each).
     """
     for name, arr in arrays.items():
         if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr.sum()):
