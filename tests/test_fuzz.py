@@ -13,8 +13,8 @@ taking CASE_SECONDS or a process peak over MAX_RSS_BYTES.
 
 Readers: safetensors (header and data), config.json, generation_config.json, model.safetensors.index.json,
 a GPT-2 folder's model.safetensors, meta.json and the token .bin files, a checkpoint folder (state.json,
-model.safetensors), task JSONL, the Tang poems' JSON, TOML presets. The tokenizer's own files belong to
-tests/test_tokenizer.py. Targeted attacks (each a case that once crashed) follow the fuzzer.
+model.safetensors, optimizer.safetensors), task JSONL, the Tang poems' JSON, TOML presets. The tokenizer's
+own files belong to tests/test_tokenizer.py. Targeted attacks (each a case that once crashed) follow.
 """
 
 from __future__ import annotations
@@ -311,6 +311,7 @@ BUILDERS: dict[str, Callable[[Path], Reader]] = {
     "train.bin": lambda f: build_dataset(f, "train.bin"),
     "state.json": lambda f: build_checkpoint(f, "state.json"),
     "checkpoint model.safetensors": lambda f: build_checkpoint(f, "model.safetensors"),
+    "checkpoint optimizer.safetensors": lambda f: build_checkpoint(f, "optimizer.safetensors"),
     "task jsonl": build_tasks,
     "tang json": build_tang,
     "toml preset": build_toml,

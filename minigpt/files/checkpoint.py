@@ -148,7 +148,12 @@ def load(folder: str | Path) -> Checkpoint:
         model = GPT(config, dtype=dtype, params=params)
     except ValueError as exc:
         raise CheckpointError(f"{model_file}: {exc}") from None
-    opt = dict(_load_tensors(opt_file))
+    opt: dict[str, Any] = dict(_load_tensors(opt_file))
+    for key, arr in opt.items():                   # "<buffer kind>.<param name>", shaped like the param
+        name = key.partition(".")[2]
+        if name not in params or arr.shape != params[name].shape:
+            raise CheckpointError(f"{opt_file}: tensor {key!r:.80} {arr.shape} is not the moment of a model "
+                                  "parameter of that shape: the files come from different runs")
     opt["step"], opt["lr"] = state["optimizer"]["step"], state["optimizer"]["lr"]
     try:
         tokenizer = load_tokenizer(folder / "tokenizer.json")
