@@ -79,6 +79,8 @@ def test_textfile_cleaning_split_and_files(data_root, tmp_path):
     (folder / "val.bin").write_bytes((folder / "val.bin").read_bytes()[:-2])   # truncate one token
     with pytest.raises(DataError, match="val.bin.*truncated"):
         load_tokens(folder, "val")
+    with pytest.raises(DataError, match="notes: a prepared dataset has the splits 'train' and 'val'"):
+        load_tokens(folder, "test")                                            # was KeyError: 'test_tokens'
 
 
 def test_textfile_bpe_option(data_root, tmp_path):

@@ -160,7 +160,7 @@ def load_tokens(folder: str | Path, split: str, check: bool = True) -> np.memmap
     folder = Path(folder)
     meta = load_meta(folder)
     if split not in ("train", "val"):
-        raise DataError(f"split must be 'train' or 'val', got {split!r}")
+        raise DataError(f"{folder}: a prepared dataset has the splits 'train' and 'val', not {split!r:.40}")
     path = folder / f"{split}.bin"
     dtype = np.dtype("<u2") if meta["dtype"] == "uint16" else np.dtype("<u4")
     want = meta[f"{split}_tokens"]
