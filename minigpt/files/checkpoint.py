@@ -43,7 +43,7 @@ from minigpt.files.boundary import (
     get_optional,
     read_json,
 )
-from minigpt.model import GPT, GPTConfig, count_params
+from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 
 FORMAT = "minigpt-checkpoint"
 VERSION = 1
@@ -149,11 +149,6 @@ def load(folder: str | Path) -> Checkpoint:
     except ValueError as exc:
         raise CheckpointError(f"{model_file}: {exc}") from None
     opt: dict[str, Any] = dict(_load_tensors(opt_file))
-    for key, arr in opt.items():                   # "<buffer kind>.<param name>", shaped like the param
-        name = key.partition(".")[2]
-        if name not in params or arr.shape != params[name].shape:
-            raise CheckpointError(f"{opt_file}: tensor {key!r:.80} {arr.shape} is not the moment of a model "
-                                  "parameter of that shape: the files come from different runs")
     opt["step"], opt["lr"] = state["optimizer"]["step"], state["optimizer"]["lr"]
     try:
         tokenizer = load_tokenizer(folder / "tokenizer.json")
@@ -244,8 +239,9 @@ def check_pcg64_state(value: dict[str, Any], where: str) -> None:
 
 
 def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtype:
-    """Headers only: the model file must hold count_params(config) values of one float dtype, and the
-    optimizer file two moments per parameter at most. Returns the dtype. Nothing is allocated."""
+    """Headers only: the model file must hold count_params(config) values of one float dtype, its tensors
+    named and shaped as the config's parameters, and every optimizer tensor "<kind>.<param>" shaped like
+    its parameter. Returns the dtype. No tensor is read."""
     header = safetensors.read_header(model_file)
     codes = {info.dtype for info in header.tensors.values()}
     if not header.tensors or len(codes) != 1 or not codes <= {"F32", "F64"}:
@@ -257,11 +253,15 @@ def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtyp
     if have != want:
         raise FileFormatError(f"{model_file} holds {have:,} values but state.json's model_config describes "
                               f"{want:,} parameters: the files come from different runs")
-    opt_header = safetensors.read_header(opt_file)
-    opt_values = sum(math.prod(info.shape) for info in opt_header.tensors.values())
-    if opt_values > 2 * want:
-        raise FileFormatError(f"{opt_file} holds {opt_values:,} values, more than two moments for each of "
-                              f"the model's {want:,} parameters")
+    shapes = param_shapes(config)
+    for name, info in header.tensors.items():
+        if shapes.get(name) != info.shape:
+            raise FileFormatError(f"{model_file}: tensor {name!r:.80} {info.shape} is not a parameter of "
+                                  "state.json's model_config: the files come from different runs")
+    for key, info in safetensors.read_header(opt_file).tensors.items():   # "<buffer kind>.<param name>"
+        if shapes.get(key.partition(".")[2]) != info.shape:
+            raise FileFormatError(f"{opt_file}: tensor {key!r:.80} {info.shape} is not the moment of a "
+                                  "model parameter of that shape: the files come from different runs")
     return dtype
 
 
