@@ -221,13 +221,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
                     "'minigpt-bpe')")
 
 
-def check_tokens(ids: np.ndarray, vocab_size: int, path: str | Path) -> None:
-    """Every id in a token file is a valid row of a vocab_size embedding (one vectorised pass)."""
-    if len(ids) and int(ids.max()) >= vocab_size:
-        raise DataError(f"{path} holds token id {int(ids.max())}, but the vocabulary has {vocab_size} ids: "
-                        f"the file does not belong to this dataset's tokenizer; prepare the dataset again")
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """write_bytes_atomic (temp file, fsync, rename: never half a file), creating the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ import numpy as np
 from minigpt import hf
 from minigpt.datasets.prepared import Tokenizer
 from minigpt.files import checkpoint
-from minigpt.files.boundary import FileFormatError, read_json
 from minigpt.model import GPT
 
 EOT = "<|endoftext|>"
@@ -67,7 +66,7 @@ def load_model(path: str | Path, dtype: Any = None) -> LoadedModel:
     if is_hf_folder(path):
         model = hf.load_gpt2(path, dtype=np.float32 if dtype is None else dtype)
         return LoadedModel(path.name, path, "hf", model, hf.load_gpt2_tokenizer(path), None,
-                           eos_id=_hf_eos(path))
+                           eos_id=hf.read_eos_token_id(path, model.config.vocab_size))
     folder = resolve_checkpoint(path)
     ckpt = checkpoint.load(folder)
     model = ckpt.model
@@ -77,20 +76,3 @@ def load_model(path: str | Path, dtype: Any = None) -> LoadedModel:
     name = f"{folder.parent.name}/{folder.name}" if folder.parent != folder else folder.name
     return LoadedModel(name, ckpt.folder, "checkpoint", model, ckpt.tokenizer, ckpt.folder / "tokenizer.json",
                        dict(ckpt.state.get("train_config", {})), specials.get(EOT))
-
-
-def _hf_eos(folder: Path) -> int | list[int] | None:
-    """eos_token_id from generation_config.json, else config.json (what transformers' generate stops at)."""
-    for name in ("generation_config.json", "config.json"):
-        path = folder / name
-        if not path.is_file():
-            continue
-        data = read_json(path, what=name, max_bytes=1 << 20)
-        eos = data.get("eos_token_id") if isinstance(data, dict) else None
-        if eos is None:
-            continue
-        ids = eos if isinstance(eos, list) else [eos]
-        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-            raise FileFormatError(f"{path}: eos_token_id must be a token id or a list of them, got {eos!r}")
-        return eos
-    return None
