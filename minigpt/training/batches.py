@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from minigpt.datasets.prepared import DataError, check_tokens, load_meta, load_tokenizer, load_tokens
+from minigpt.datasets.prepared import DataError, check_vocab, load_meta, load_tokenizer, load_tokens
 
 
 def get_batch(ids: np.ndarray, batch_size: int, block_size: int,
@@ -102,15 +102,10 @@ def load_token_data(folder: str | Path, batch_size: int, block_size: int) -> Dat
     folder = Path(folder)
     meta = load_meta(folder)
     tokenizer_file = folder / "tokenizer.json"
-    tokenizer = load_tokenizer(tokenizer_file)
-    if tokenizer.vocab_size != meta["vocab_size"]:
-        raise DataError(f"{folder / 'meta.json'} says vocab_size {meta['vocab_size']} but {tokenizer_file} "
-                        f"has {tokenizer.vocab_size} tokens: prepare the dataset again "
-                        f"(`minigpt prepare {folder.name}`)")
+    check_vocab(meta, load_tokenizer(tokenizer_file), folder)
     splits = {}
     for split in ("train", "val"):
-        ids = load_tokens(folder, split)
-        check_tokens(ids, meta["vocab_size"], folder / f"{split}.bin")
+        ids = load_tokens(folder, split)                # checks every id against the vocabulary
         if len(ids) < block_size + 1:
             raise DataError(f"{folder}/{split}.bin has {len(ids)} tokens, fewer than block_size + 1 = "
                             f"{block_size + 1}: use a smaller --block_size or a bigger corpus")
