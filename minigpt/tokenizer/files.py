@@ -230,9 +230,10 @@ def read_char_json(path: Path) -> list[str]:
     chars = get_field(data, "chars", list, str(path))
     if len(chars) > MAX_CHARS:
         raise FileFormatError(f"{path}: field 'chars' has more than {MAX_CHARS:,} entries")
-    bad = next((c for c in chars if not isinstance(c, str) or len(c) != 1), None)
-    if bad is not None:
-        raise FileFormatError(f"{path}: field 'chars' must hold single characters, got {bad!r:.40}")
+    bad = [k for k, c in enumerate(chars) if not isinstance(c, str) or len(c) != 1]
+    if bad:
+        raise FileFormatError(f"{path}: field 'chars' must hold single characters, got {chars[bad[0]]!r:.40} "
+                              f"at index {bad[0]}")
     if len(set(chars)) != len(chars):
         raise FileFormatError(f"{path}: field 'chars' lists a character twice")
     return chars
