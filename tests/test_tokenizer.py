@@ -2,11 +2,13 @@
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minigpt.cli import main
 from minigpt.files.paths import shared_data
 from minigpt.tokenizer import BPETokenizer, CharTokenizer, bpe, bpe_cache
 
@@ -390,3 +392,15 @@ def test_stream_decoder_property(trained, s):
     pieces, tail = _stream(trained, trained.encode_ordinary(s))
     assert "".join(pieces) + tail == s
     assert all("\ufffd" not in p for p in pieces) or "\ufffd" in s
+
+
+# ---- the command line: a prompt is text -----------------------------------------------------------------
+def test_sample_refuses_special_token_text_in_a_prompt_unless_allowed(capsys):
+    folder = Path(__file__).resolve().parent.parent / "lessons" / "10_sampling" / "reference" / "tiny_gpt2"
+    args = ["sample", "--checkpoint", str(folder), "--prompt", "In<|endoftext|>", "--max-new-tokens", "2",
+            "--temperature", "0", "--no-stream"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--allow-special" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "--allow-special"]) == 0
+    assert capsys.readouterr().out.startswith("In<|endoftext|>")
