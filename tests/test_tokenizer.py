@@ -404,3 +404,23 @@ def test_sample_refuses_special_token_text_in_a_prompt_unless_allowed(capsys):
     assert "--allow-special" in err and len(err.strip().splitlines()) == 1
     assert main([*args, "--allow-special"]) == 0
     assert capsys.readouterr().out.startswith("In<|endoftext|>")
+
+
+def test_bpetokenizer_equals_the_lesson_reference(gpt2):
+    """lessons/01_tokenizer/reference/gpt2_texts.json (written with tiktoken): encode with each text's
+    allowed/disallowed special tokens gives tiktoken's ids or raises where tiktoken raised."""
+    ref = json.loads((Path(__file__).resolve().parent.parent / "lessons" / "01_tokenizer" / "reference"
+                      / "gpt2_texts.json").read_text(encoding="utf-8"))
+    assert any(case["raises"] for case in ref["texts"])
+    for case in ref["texts"]:
+        allowed, disallowed = case["allowed_special"], case["disallowed_special"]
+        kwargs = {"allowed_special": allowed if allowed == "all" else set(allowed),
+                  "disallowed_special": disallowed if disallowed == "all" else set(disallowed)}
+        if case["raises"]:
+            with pytest.raises(ValueError):
+                gpt2.encode(case["text"], **kwargs)
+        else:
+            assert gpt2.encode(case["text"], **kwargs) == case["ids"], case["name"]
+        assert gpt2.encode_ordinary(case["text"]) == case["ordinary_ids"], case["name"]
+    for case in ref["partial"]:
+        assert gpt2.decode(case["ids"]) == case["text"]
