@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from itertools import pairwise
+from itertools import pairwise, repeat
 
 import numpy as np
 
@@ -32,7 +32,8 @@ _MASK = (1 << _SHIFT) - 1
 def learn_merges(chunks: dict[bytes, int], num_merges: int, first_id: int = 256,
                  progress: bool = False) -> tuple[dict[Pair, int], list[int]]:
     """Engine for bpe.train_chunks (same merges, same tie-break, same token counts), given each distinct
-    chunk once with its count. Tiny Shakespeare to vocab 1024: ~1 s instead of ~25 s.
+    chunk once with its count. Tiny Shakespeare to vocab 1024: 0.4-1.3 s instead of ~6 min (the definition
+    took 4.8 s for its first 10 merges; CPU time, busy 2-core machine).
 
     Instead of recounting every pair after every merge, it keeps `counts` (pair -> count over the text)
     and `where` (pair -> the chunks that contain it, or once did), and after a merge visits only those
@@ -171,7 +172,7 @@ def _scan(ids: list[int], merges: dict[Pair, int]) -> list[int]:
     """Short chunks: a list of each adjacent pair's rank; take the minimum, merge, re-rank its two
     neighbours (min and list.index run in C, which beats a heap below HEAP_MIN tokens)."""
     get = merges.get
-    ranks = [get(pair, _MASK) for pair in pairwise(ids)]    # _MASK: larger than every merge id
+    ranks = list(map(get, pairwise(ids), repeat(_MASK)))     # _MASK: larger than every merge id
     while ranks:
         best = min(ranks)
         if best == _MASK:
@@ -189,8 +190,9 @@ def _scan(ids: list[int], merges: dict[Pair, int]) -> list[int]:
 
 def encode_chunk_fast(ids: list[int], merges: dict[Pair, int], table: PairTable | None = None,
                       bulk_min: int = BULK_MIN) -> list[int]:
-    """Engine for bpe.encode_chunk (same ids), in O(n log n) for a chunk of n tokens instead of O(n^2).
-    GPT-2, 1,000,000 x "x" as one chunk: ~0.1 s (the definition: hours); 80,000 x "a": 36 s -> 0.05 s.
+    """Engine for bpe.encode_chunk (same ids), O(n log n) for a chunk of n tokens instead of O(n x merges
+    used). GPT-2, 20,000 random letters as one chunk: 0.016 s instead of 4.2 s; 1,000,000 of them: 0.7 s
+    (the definition: hours; tiktoken 0.26 s); "x" * 10**6: 0.15 s (tiktoken 0.32 s). CPU time, busy machine.
 
     Heap entries are (rank, position) of adjacent pairs, packed into one int; the tokens form a linked list
     (nxt, prv) so a merge is O(1). Lowest rank first and, among copies of the same pair, leftmost first:
@@ -200,9 +202,9 @@ def encode_chunk_fast(ids: list[int], merges: dict[Pair, int], table: PairTable 
     one copy at a time. Chunks of bulk_min tokens or more (table given: the same merges) first take the
     definition's steps on the whole array with NumPy while they merge many copies ("x" x 10**6: 4 steps).
     """
-    ids = list(ids)
     if len(ids) < HEAP_MIN:
-        return _scan(ids, merges)
+        return _scan(list(ids), merges)
+    ids = list(ids)
     if table is not None and len(ids) >= bulk_min:
         ids = _bulk_steps(ids, table)
     n = len(ids)
