@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import resource
 import time
 
 import pytest
@@ -125,3 +126,5 @@ def test_mutated_files_end_in_documented_errors(files, tmp_path, target):
         seconds = time.process_time() - t0
         assert seconds < SECONDS, f"case {case} ({target}, {len(mutated)} bytes) took {seconds:.1f} s"
     assert outcomes["refused"] > CASES // 4                          # the mutations do reach the checks
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # the whole process's peak, KiB
+    assert peak_mib < 2048, f"peak memory {peak_mib:.0f} MiB"

@@ -40,7 +40,7 @@ from minigpt import engines
 from minigpt.files.atomic import write_text_atomic
 from minigpt.tokenizer import bpe
 from minigpt.tokenizer.bpe import PATTERN_ALIASES, PATTERNS, Pair, build_vocab, split
-from minigpt.tokenizer.bpe_cache import ChunkEncoder
+from minigpt.tokenizer.bpe_cache import CACHE_LIMIT, ChunkEncoder
 from minigpt.tokenizer.bpe_engine import learn_merges
 from minigpt.tokenizer.files import (
     FORMAT_VERSION,
@@ -235,6 +235,8 @@ class BPETokenizer:
         chunks = self._regex.findall(text) if self._regex else ([text] if text else [])
         raw = [chunk.encode("utf-8", errors="surrogateescape") for chunk in chunks]
         if engines.enabled():
+            if len(self._encoder.pieces) > CACHE_LIMIT:
+                self._encoder.pieces.clear()
             return [i for chunk in raw for i in self._encoder.pieces[chunk]]  # the piece cache BPEs raw bytes
         return [i for chunk in raw for i in bpe.encode_chunk(list(chunk.translate(self._table)), self.merges)]
 
