@@ -4,6 +4,7 @@ into tiktoken.Encoding (identical ids, offsets, single tokens), special tokens a
 tiktoken is the reference (the `reference` extra); without it these tests skip."""
 
 import ast
+import base64
 import inspect
 
 import pytest
@@ -197,3 +198,22 @@ def test_gpt2_from_file_equals_tiktoken_on_the_special_text():
         "end", "of", "text"] + list("|>")
     ids = enc.encode(MULTILINGUAL)
     assert gpt2.decode_with_offsets(ids) == enc.decode_with_offsets(ids)
+
+
+def test_from_tiktoken_with_gpt4_and_o200k_patterns(pair, tmp_path):
+    """A rank file written from a tokenizer trained under each pattern, read back by from_tiktoken (the
+    pattern given by name or alias) and by tiktoken's own loader: identical ids."""
+    ours, _ = pair
+    from tiktoken.load import load_tiktoken_bpe
+    path = tmp_path / f"{ours.pattern}.tiktoken"
+    n = 256 + len(ours.merges)
+    path.write_text("".join(f"{base64.b64encode(ours.decode_single_token_bytes(i)).decode()} {i}\n"
+                            for i in range(n)))
+    alias = {"gpt2": "r50k", "gpt4": "cl100k", "o200k": "o200k_base"}[ours.pattern]
+    loaded = BPETokenizer.from_tiktoken(path, pattern=alias)
+    assert loaded.pattern == ours.pattern and loaded.special_tokens == {"<|endoftext|>": n}
+    enc = tiktoken.Encoding("file", pat_str=TIKTOKEN_PATTERNS[ours.pattern],
+                            mergeable_ranks=load_tiktoken_bpe(str(path)), special_tokens={"<|endoftext|>": n})
+    text = MULTILINGUAL * 2 + "<|endoftext|>"
+    assert loaded.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+    assert loaded.encode_ordinary(text) == ours.encode_ordinary(text)
