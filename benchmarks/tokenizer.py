@@ -10,8 +10,12 @@
                CPU seconds (time.process_time: less disturbed by other jobs than the wall clock); the
                ratios are tiktoken's time / minigpt's, i.e. minigpt's speed as a fraction of tiktoken's,
                median over the rounds. The target is >= 0.33 cold.
+    long chunk one 1,000,000-character chunk ("x" * 10**6, and 10**6 random letters with no space: the
+               regex keeps each whole), GPT-2, caches emptied: minigpt's CPU seconds vs tiktoken's, the
+               ratio, and whether the ids are identical. The target is under 2 s (issue 13); the
+               definition (bpe.encode_chunk) is quadratic and would take hours.
 
-    python benchmarks/tokenizer.py [--repeat 5] [--no-train]
+    python benchmarks/tokenizer.py [--repeat 5] [--no-train] [--only-long]
 
 Needs ../shared/data (or $MINIGPT_SHARED_DATA). tiktoken is optional: without it only minigpt's numbers are
 printed. Run it on an otherwise idle machine; numbers from a busy one are noise.
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
+import string
 import sys
 import time
 
@@ -56,7 +62,8 @@ def tiktoken_gpt2(path):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement (the median is printed)")
-    p.add_argument("--no-train", action="store_true", help="only the encoding benchmark")
+    p.add_argument("--no-train", action="store_true", help="only the encoding benchmarks")
+    p.add_argument("--only-long", action="store_true", help="only the 1,000,000-character chunk")
     args = p.parse_args()
     paths = {name: shared_data(name) for name in (*CORPORA, "gpt2.tiktoken")}
     missing = [name for name, path in paths.items() if path is None]
@@ -64,7 +71,7 @@ def main() -> int:
         print(f"skipped: {missing} not found in ../shared/data (set MINIGPT_SHARED_DATA)")
         return 0
 
-    if not args.no_train:
+    if not args.no_train and not args.only_long:
         print("== BPE training on tiny Shakespeare (pattern gpt2) ==")
         text = paths["tinyshakespeare.txt"].read_text(encoding="utf-8")
         for vocab in (512, 1024):
@@ -82,6 +89,20 @@ def main() -> int:
     def cold(text: str) -> list[int]:
         gpt2._encoder.clear()                             # empty the chunk and piece caches
         return gpt2.encode(text)
+
+    print("\n== one 1,000,000-character chunk, GPT-2, caches emptied (CPU seconds, median) ==")
+    letters = "".join(random.Random(0).choices(string.ascii_letters, k=10**6))
+    for label, text in (('"x" * 10**6', "x" * 10**6), ("10**6 random letters", letters)):
+        same = enc is None or enc.encode_ordinary(text) == cold(text)
+        t = statistics.median(cpu_time(lambda text=text: cold(text)) for _ in range(args.repeat))
+        line = f"{label:<22} minigpt {t:6.3f} s"
+        if enc is not None:
+            tik = statistics.median(cpu_time(lambda text=text: enc.encode_ordinary(text))
+                                    for _ in range(args.repeat))
+            line += f"   tiktoken {tik:6.3f} s   x tiktoken: {tik / t:.2f}   ids identical: {same}"
+        print(line)
+    if args.only_long:
+        return 0
 
     for name in CORPORA:
         corpus = paths[name].read_text(encoding="utf-8")

@@ -267,6 +267,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop when this text appears (not printed; "
                                                                "repeatable; \\n and \\t mean newline, tab)")
     p.add_argument("--ignore-eos", action="store_true", help="do not stop at the <|endoftext|> token")
+    p.add_argument("--allow-special", action="store_true", help="special-token text in the prompt (e.g. "
+                   "<|endoftext|>) becomes the control token; without it such a prompt is refused")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="print tokens as they come (default: when stdout is a terminal)")
 
@@ -275,7 +277,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     loaded = load_model(args.checkpoint)
     model, tok = loaded.model, loaded.tokenizer
     prompt = read_text(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
-    ids = _encode_prompt(tok, prompt)
+    ids = _encode_prompt(tok, prompt, args.allow_special)
     stop: list = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     if loaded.eos_id is not None and not args.ignore_eos:
         stop += [loaded.eos_id] if isinstance(loaded.eos_id, int) else list(loaded.eos_id)
@@ -296,12 +298,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_prompt(tok, prompt: str) -> list[int]:
-    """The prompt's ids. An empty prompt starts from <|endoftext|> if the tokenizer has it, else from a
-    newline (a character model's natural start), else it is refused with a clear message."""
-    try:
-        ids = tok.encode(prompt, allowed_special="all")   # BPE: "<|endoftext|>" in a prompt is the token
-    except TypeError:
+def _encode_prompt(tok, prompt: str, allow_special: bool = False) -> list[int]:
+    """The prompt's ids. A prompt is text: its special-token text (e.g. <|endoftext|>) is refused unless
+    allow_special (--allow-special) makes it the control token. An empty prompt starts from <|endoftext|>
+    if the tokenizer has it, else from a newline (a character model's natural start), else it is refused
+    with a clear message."""
+    if hasattr(tok, "special_tokens"):                    # BPE, with tiktoken's rules
+        try:
+            ids = tok.encode(prompt, allowed_special="all" if allow_special else set())
+        except ValueError:
+            raise ValueError("the prompt contains special-token text (e.g. <|endoftext|>); pass "
+                             "--allow-special to make it the control token") from None
+    else:
         ids = tok.encode(prompt)                          # a character tokenizer
     if ids or EOT in (getattr(tok, "special_tokens", None) or {}):
         return ids

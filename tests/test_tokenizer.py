@@ -2,11 +2,13 @@
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minigpt.cli import main
 from minigpt.files.paths import shared_data
 from minigpt.tokenizer import BPETokenizer, CharTokenizer, bpe, bpe_cache
 
@@ -35,26 +37,6 @@ def test_get_stats_and_merge():
     assert bpe.get_stats([7, 7, 7]) == {(7, 7): 2}                    # overlapping pairs count
     assert bpe.merge([7, 7, 7], (7, 7), 300) == [300, 7]               # but merge left to right
     assert bpe.merge([1, 2, 3, 1, 2], (1, 2), 256) == [256, 3, 256]
-
-
-def _naive_train(text, vocab_size, pattern):
-    """The definition: recount every pair after every merge; highest count, then smallest pair."""
-    words = [list(c.encode()) for c in bpe.split(text, pattern)]
-    merges = {}
-    for idx in range(256, vocab_size):
-        stats = {}
-        for w in words:
-            bpe.get_stats(w, stats)
-        best = min(stats, key=lambda p: (-stats[p], p))
-        merges[best] = idx
-        words = [bpe.merge(w, best, idx) for w in words]
-    return merges
-
-
-@pytest.mark.parametrize("pattern", [bpe.GPT2_PATTERN, bpe.GPT4_PATTERN, None])
-def test_incremental_training_equals_the_definition(pattern):
-    text = SAMPLE[:600]
-    assert bpe.train(text, 330, pattern) == _naive_train(text, 330, pattern)
 
 
 def test_tie_break_is_smallest_pair():
@@ -99,7 +81,8 @@ def test_char_round_trip(s):
 @given(st.text(max_size=200))
 @settings(max_examples=150, deadline=None)
 def test_trained_bpe_round_trip(trained, s):
-    assert trained.decode(trained.encode(s)) == s
+    assert trained.decode(trained.encode_ordinary(s)) == s
+    assert trained.decode(trained.encode(s, disallowed_special=())) == s
     assert trained.decode(trained.encode(s, allowed_special="all")) == s
 
 
@@ -107,7 +90,7 @@ def test_trained_bpe_round_trip(trained, s):
 @settings(max_examples=100, deadline=None)
 def test_cached_piecewise_encode_equals_plain_bpe(trained, s):
     """The class cuts chunks where no token can span and caches pieces; the result must not change."""
-    assert trained.encode(s) == bpe.encode(s, trained.merges, bpe.GPT2_PATTERN)
+    assert trained.encode_ordinary(s) == bpe.encode(s, trained.merges, bpe.GPT2_PATTERN)
 
 
 # text made of the characters the GPT-2 pattern treats differently: spaces, tabs, newlines, NBSP,
@@ -138,7 +121,7 @@ def test_gpt2_batched_encode_equals_chunk_by_chunk(gpt2, texts):
         want = [i for chunk in bpe.split(s, bpe.GPT2_PATTERN)
                 for i in bpe.encode_chunk(list(chunk.encode("utf-8").translate(
                     bytes(gpt2.byte_ids))), gpt2.merges)]
-        assert gpt2.encode(s) == want
+        assert gpt2.encode_ordinary(s) == want
 
 
 def test_chunk_encoder_without_merges_and_over_the_cache_limit(trained, monkeypatch):
@@ -154,7 +137,7 @@ def test_chunk_encoder_without_merges_and_over_the_cache_limit(trained, monkeypa
 @given(st.text(max_size=200))
 @settings(max_examples=150, deadline=None)
 def test_gpt2_round_trip(gpt2, s):
-    assert gpt2.decode(gpt2.encode(s)) == s
+    assert gpt2.decode(gpt2.encode_ordinary(s)) == s
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +148,7 @@ def unsplit():
 @given(st.text(max_size=60))
 @settings(max_examples=60, deadline=None)
 def test_no_pattern_round_trip(unsplit, s):
-    assert unsplit.vocab_size == 280 and unsplit.decode(unsplit.encode(s)) == s
+    assert unsplit.vocab_size == 280 and unsplit.decode(unsplit.encode_ordinary(s)) == s
 
 
 def test_char_tokenizer_errors_name_the_character(tmp_path):
@@ -214,16 +197,28 @@ def test_lone_surrogates_become_replacement_characters(gpt2, trained):
 
 
 def test_gpt2_special_tokens(gpt2):
+    """tiktoken's rules (its own test_simple_encoding / test_special_token cases, ids from tiktoken)."""
     text = "a<|endoftext|>b"
-    assert gpt2.encode("<|endoftext|>") == [27, 91, 437, 1659, 5239, 91, 29]   # ordinary text by default
+    as_text = [27, 91, 437, 1659, 5239, 91, 29]                        # <, |, end, of, text, |, >
+    assert [gpt2.decode([i]) for i in as_text] == ["<", "|", "end", "of", "text", "|", ">"]
+    assert gpt2.encode("<|endoftext|>", disallowed_special=()) == as_text
+    assert gpt2.encode_ordinary("<|endoftext|>") == as_text
+    with pytest.raises(ValueError, match="allowed_special"):           # the default: refuse, as tiktoken
+        gpt2.encode("<|endoftext|>")
+    with pytest.raises(ValueError, match="<\\|endoftext\\|>"):
+        gpt2.encode(text, allowed_special=set())
     assert gpt2.encode("<|endoftext|>", allowed_special="all") == [50256]
     assert gpt2.encode(text, allowed_special={"<|endoftext|>"}) == [64, 50256, 65]
-    assert gpt2.encode(text, allowed_special=set()) == gpt2.encode(text)
-    assert gpt2.decode([50256]) == "<|endoftext|>"
-    with pytest.raises(ValueError, match="unknown special"):
+    assert gpt2.encode(text, allowed_special={"<|endoftext|>", "<|im_start|>"}) == [64, 50256, 65]  # ignored
+    with pytest.raises(ValueError):                                    # unknown allowed name: still refused
         gpt2.encode(text, allowed_special={"<|im_start|>"})
-    with pytest.raises(ValueError, match="allowed_special"):
-        gpt2.encode(text, allowed_special="yes")
+    with pytest.raises(ValueError):                                    # any text can be disallowed
+        gpt2.encode("hello world", disallowed_special={"world"})
+    assert gpt2.decode([50256]) == "<|endoftext|>"
+    assert gpt2.eot_token == 50256 and gpt2.n_vocab == 50257 and gpt2.max_token_value == 50256
+    for bad in ("yes", "none", 5):
+        with pytest.raises(ValueError, match="allowed_special"):
+            gpt2.encode(text, allowed_special=bad)
 
 
 def test_decode_bad_ids(gpt2):
@@ -277,7 +272,7 @@ def test_from_gpt2_files_matches_from_tiktoken(gpt2, tmp_path):
     with pytest.raises(ValueError, match="encoder.json: not valid JSON"):
         BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
     (tmp_path / "encoder.json").write_bytes(b"\xff")
-    with pytest.raises(ValueError, match="encoder.json: not valid JSON"):
+    with pytest.raises(ValueError, match="encoder.json: not UTF-8"):
         BPETokenizer.from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")
 
 
@@ -306,17 +301,23 @@ def _corrupt(tmp_path, trained, edit):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d.pop("merges"), r"missing field\(s\) \['merges'\]"),
+    (lambda d: d.pop("merges"), "field 'merges' is missing"),
     (lambda d: d.update(version=99), "format version 99"),
     (lambda d: d.update(format="other"), "not a minigpt-bpe"),
     (lambda d: d["merges"].__setitem__(0, [1000, 2, 256]), "names id 1000"),
     (lambda d: d["merges"].__setitem__(0, [1, 2]), "merge #0 must be"),
-    (lambda d: d.update(merges=5), "'merges' must be a list"),
+    (lambda d: d.update(merges=5), "field 'merges' must be a list"),
     (lambda d: d["merges"].__setitem__(1, [1, 2, 999]), "merge ids must be 256, 257"),
-    (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must follow"),
+    (lambda d: d.update(special_tokens={"<|x|>": 5}), "special token ids must be integers from 319"),
+    (lambda d: d.update(special_tokens={"<|x|>": 400, "<|y|>": 400}), "share an id"),
+    (lambda d: d.update(special_tokens={"<|x|>": 2**40}), "special_tokens"),
+    (lambda d: d.update(special_tokens=[]), "field 'special_tokens' must be an object"),
+    (lambda d: d["merges"].__setitem__(1, d["merges"][0]), "merged twice"),
+    (lambda d: d["merges"].__setitem__(0, [1, 2, 10**20]), "merge #0 must be"),
     (lambda d: d["byte_ids"].__setitem__(0, 1), "byte_ids must list"),
     (lambda d: d.update(pattern="nope"), "pattern must be one of"),
-    (lambda d: d.update(pattern=["gpt2"]), "pattern must be one of"),
+    (lambda d: d.update(pattern=["gpt2"]), "field 'pattern' must be a pattern name"),
+    (lambda d: d.update(vocab_size="320"), "field 'vocab_size' must be an integer"),
     (lambda d: d.update(vocab_size=321), "says vocab_size 321 but holds 320"),
 ])
 def test_malformed_tokenizer_files(tmp_path, trained, edit, message):
@@ -335,7 +336,7 @@ def test_truncated_json_and_missing_file(tmp_path, trained):
     with pytest.raises(FileNotFoundError, match="nothere.json"):
         BPETokenizer.load(tmp_path / "nothere.json")
     (tmp_path / "tok.json").write_bytes(b"\xff\xfe{}")                     # not UTF-8 (a UTF-16 BOM)
-    with pytest.raises(ValueError, match="tok.json: not valid JSON"):
+    with pytest.raises(ValueError, match="tok.json: not UTF-8"):
         BPETokenizer.load(tmp_path / "tok.json")
 
 
@@ -388,6 +389,38 @@ def test_stream_decoder_flushes_an_incomplete_character(gpt2):
 @given(st.text(max_size=80))
 @settings(max_examples=100, deadline=None)
 def test_stream_decoder_property(trained, s):
-    pieces, tail = _stream(trained, trained.encode(s))
+    pieces, tail = _stream(trained, trained.encode_ordinary(s))
     assert "".join(pieces) + tail == s
     assert all("\ufffd" not in p for p in pieces) or "\ufffd" in s
+
+
+# ---- the command line: a prompt is text -----------------------------------------------------------------
+def test_sample_refuses_special_token_text_in_a_prompt_unless_allowed(capsys):
+    folder = Path(__file__).resolve().parent.parent / "lessons" / "10_sampling" / "reference" / "tiny_gpt2"
+    args = ["sample", "--checkpoint", str(folder), "--prompt", "In<|endoftext|>", "--max-new-tokens", "2",
+            "--temperature", "0", "--no-stream"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--allow-special" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "--allow-special"]) == 0
+    assert capsys.readouterr().out.startswith("In<|endoftext|>")
+
+
+def test_bpetokenizer_equals_the_lesson_reference(gpt2):
+    """lessons/01_tokenizer/reference/gpt2_texts.json (written with tiktoken): encode with each text's
+    allowed/disallowed special tokens gives tiktoken's ids or raises where tiktoken raised."""
+    ref = json.loads((Path(__file__).resolve().parent.parent / "lessons" / "01_tokenizer" / "reference"
+                      / "gpt2_texts.json").read_text(encoding="utf-8"))
+    assert any(case["raises"] for case in ref["texts"])
+    for case in ref["texts"]:
+        allowed, disallowed = case["allowed_special"], case["disallowed_special"]
+        kwargs = {"allowed_special": allowed if allowed == "all" else set(allowed),
+                  "disallowed_special": disallowed if disallowed == "all" else set(disallowed)}
+        if case["raises"]:
+            with pytest.raises(ValueError):
+                gpt2.encode(case["text"], **kwargs)
+        else:
+            assert gpt2.encode(case["text"], **kwargs) == case["ids"], case["name"]
+        assert gpt2.encode_ordinary(case["text"]) == case["ordinary_ids"], case["name"]
+    for case in ref["partial"]:
+        assert gpt2.decode(case["ids"]) == case["text"]

@@ -117,12 +117,18 @@ if gpt2 is not None:
 # %% [markdown]
 # ## 6. Special tokens
 # `<|endoftext|>` (50256) separates documents. If user text could produce it just by containing those
-# 13 characters, a user could end a document or forge a control token. So `encode` treats it as plain text
-# unless the caller allows it.
+# 13 characters, a user could end a document or forge a control token. So `encode` refuses such text (as
+# tiktoken does) unless the caller says what it is: a control token (`allowed_special`) or plain text
+# (`disallowed_special=()`, or `encode_ordinary`).
 
 # %%
 if gpt2 is not None:
-    print("as text: ", gpt2.encode("<|endoftext|>"))
+    try:
+        gpt2.encode("<|endoftext|>")
+    except ValueError as exc:
+        print("refused:", str(exc)[:70], "...")
+    print("as text: ", gpt2.encode_ordinary("<|endoftext|>"),
+          [gpt2.decode([i]) for i in gpt2.encode_ordinary("<|endoftext|>")])
     print("allowed: ", gpt2.encode("<|endoftext|>", allowed_special="all"))
 
 # %% [markdown]
@@ -138,7 +144,7 @@ for name, full in texts.items():
     print(f"\n{name}: {len(text):,} characters, {n_bytes:,} UTF-8 bytes")
     print(f"  {'tokenizer':<32} {'vocab':>7} {'tokens':>11} {'bytes/token':>12} {'tokens/char':>12}")
     for key, tok in tokenizers.items():
-        n = len(tok.encode(text))
+        n = len(tok.encode_ordinary(text))
         print(f"  {key:<32} {tok.vocab_size:>7,} {n:>11,} {n_bytes / n:>12.2f} {n / len(text):>12.2f}")
 
 # %% [markdown]
@@ -152,7 +158,7 @@ for (name, text), color in zip(texts.items(), ["tab:blue", "tab:red"], strict=Tr
     merges_done = range(1, len(tok.train_tokens) + 1)
     ax.plot(merges_done, [n_bytes / n for n in tok.train_tokens], color=color, label=f"BPE on {name}")
     if gpt2 is not None:
-        ax.axhline(n_bytes / len(gpt2.encode(text[:LIMIT])), color=color, ls="--", lw=1,
+        ax.axhline(n_bytes / len(gpt2.encode_ordinary(text[:LIMIT])), color=color, ls="--", lw=1,
                    label=f"GPT-2 on {name}")
 ax.set_xlabel("merges learned")
 ax.set_ylabel("bytes per token (training text)")

@@ -1,32 +1,33 @@
-"""Byte-pair encoding, the algorithm: count adjacent pairs, merge the most frequent, repeat.
+"""Byte-pair encoding, the definitions: count adjacent pairs, merge the most frequent, repeat.
 
 Everything here works on token ids, where ids 0..255 are the raw bytes (id = byte value) and every merge
 adds one id: merges[(a, b)] = new_id, with new ids 256, 257, ... in the order they were learned. A merge's
 id is also its priority when encoding: the lower the id, the earlier it was learned, the sooner it applies.
 
-The five lesson functions (lesson 01's exercise.py has the same signatures):
+The lesson functions (lesson 01's exercise.py has the same signatures and contracts):
 
-    get_stats(ids)                  -> {(a, b): count}     adjacent pairs, overlapping ("aaa" has 2 x (a, a))
-    merge(ids, pair, idx)           -> ids with every non-overlapping (a, b), left to right, replaced by idx
-    train(text, vocab_size, pattern)-> merges              most frequent pair first; ties: smallest (a, b)
-    encode(text, merges, pattern)   -> ids                 split with the regex, then merge by priority
-    decode(ids, merges)             -> str                 bytes joined, invalid UTF-8 replaced by U+FFFD
+    get_stats(ids)                   -> {(a, b): count}   adjacent pairs, overlapping ("aaa" has 2 x (a, a))
+    merge(ids, pair, idx)            -> ids with every non-overlapping (a, b), left to right, replaced by idx
+    train(text, vocab_size, pattern) -> merges            the most frequent pair first; TIE-BREAK: among
+                                                          pairs with the same count, the smallest (a, b)
+    encode(text, merges, pattern)    -> ids               split with the regex, then encode_chunk each chunk
+    decode(ids, merges)              -> str               bytes joined, invalid UTF-8 replaced by U+FFFD
 
-and the two fast engines the BPETokenizer class (minigpt/tokenizer/bpe_tokenizer.py) is built on:
-`learn_merges`, which
-keeps pair counts up to date incrementally instead of recounting after every merge, and `encode_chunk`.
+and the two loops they are built on, `train_chunks` and `encode_chunk`. These are the definitions: short,
+slow, obviously right. minigpt/tokenizer/bpe_engine.py holds the fast engines that must equal them
+(`learn_merges` for train_chunks, `encode_chunk_fast` for encode_chunk); BPETokenizer uses the engines unless
+`minigpt.engines` is switched off, and tests/test_tokenizer_engine.py holds them equal.
 
-What this file does not do: special tokens, file formats, caching (tokenizer.py, bpe_files.py, bpe_cache.py).
-The lesson functions assume id = byte value; only build_vocab takes GPT-2's other byte order (byte_ids).
+What this file does not do: special tokens, file formats, caching, speed (bpe_tokenizer.py, files.py,
+bpe_cache.py, bpe_engine.py). The lesson functions assume id = byte value; only build_vocab takes GPT-2's
+other byte order (byte_ids).
 """
 
 from __future__ import annotations
 
-import heapq
 import sys
-from collections import Counter, defaultdict
 from collections.abc import Iterable
-from itertools import pairwise, repeat
+from itertools import pairwise
 
 import regex
 
@@ -38,17 +39,29 @@ import regex
 # `regex` runs this form 15-35% faster on the two corpora.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_PATTERN_TIKTOKEN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-# GPT-4's (cl100k_base): case-insensitive contractions, at most 3 digits per chunk, newlines kept apart.
+# GPT-4's (tiktoken's cl100k_base, verbatim): case-insensitive contractions, a letter run may take one
+# leading non-letter, at most 3 digits per chunk, newlines kept apart from other whitespace.
 GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
                 r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+# GPT-4o's (tiktoken's o200k_base, verbatim): words split at case changes (camelCase -> camel, Case), the
+# contraction stays with its word, "/" joins a punctuation run's trailing newlines.
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "o200k": O200K_PATTERN}
+PATTERN_ALIASES = {"r50k": "gpt2", "cl100k": "gpt4", "cl100k_base": "gpt4", "o200k_base": "o200k"}
 
 NO_MERGE = sys.maxsize  # the "priority" of a pair that is not a merge: larger than every id
 
 Pair = tuple[int, int]
 
 
-# ---- the lesson functions ---------------------------------------------------------------------------------
 def get_stats(ids: list[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """How often each adjacent pair occurs in ids (added to `counts` if given).
 
@@ -81,17 +94,59 @@ def split(text: str, pattern: str | None) -> list[str]:
     return regex.findall(pattern, text)
 
 
+def best_pair(stats: dict[Pair, int]) -> Pair:
+    """The pair to merge next: the highest count; among equal counts the smallest pair (a, b), comparing
+    a first, then b. This tie-break is part of the definition: bpe_engine.learn_merges uses the same."""
+    return min(stats, key=lambda pair: (-stats[pair], pair))
+
+
+def train_chunks(chunks: Iterable[bytes], num_merges: int, first_id: int = 256
+                 ) -> tuple[dict[Pair, int], list[int]]:
+    """The training loop: count pairs over all chunks, merge the best pair everywhere, repeat.
+
+    chunks: every chunk of the text (repeats included) as bytes. Returns (merges, tokens), where tokens[k]
+    is the text's length in tokens after k + 1 merges. Raises ValueError when no pair is left.
+    """
+    words = [list(chunk) for chunk in chunks]
+    merges: dict[Pair, int] = {}
+    tokens: list[int] = []
+    for step in range(num_merges):
+        stats: dict[Pair, int] = {}
+        for ids in words:
+            get_stats(ids, stats)
+        if not stats:
+            raise ValueError(f"the training text has no pairs left to merge after {step} merges: use "
+                             f"a longer text or a smaller vocab_size (at most {first_id + step} + specials)")
+        pair = best_pair(stats)
+        idx = first_id + step
+        merges[pair] = idx
+        words = [merge(ids, pair, idx) for ids in words]
+        tokens.append(sum(map(len, words)))
+    return merges, tokens
+
+
 def train(text: str, vocab_size: int, pattern: str | None = None) -> dict[Pair, int]:
     """Learn vocab_size - 256 merges from text, split first with the regex `pattern` (None: no split).
 
-    Each step merges the pair with the highest count over all chunks; ties go to the smallest pair (a, b).
-    Raises ValueError when the text runs out of pairs before reaching vocab_size.
+    Each step merges the pair with the highest count summed over all chunks; ties go to the smallest pair
+    (a, b) (see best_pair). Raises ValueError when the text runs out of pairs before reaching vocab_size.
     """
     if vocab_size < 256:
         raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
-    chunks = Counter(split(text, pattern))
-    merges, _ = learn_merges({c.encode("utf-8"): n for c, n in chunks.items()}, vocab_size - 256)
+    merges, _ = train_chunks([chunk.encode("utf-8") for chunk in split(text, pattern)], vocab_size - 256)
     return merges
+
+
+def encode_chunk(ids: list[int], merges: dict[Pair, int]) -> list[int]:
+    """One chunk's ids -> its BPE ids: merge the adjacent pair with the lowest merge id, repeat until no
+    adjacent pair is a merge. (Ties are copies of the same pair; merge() takes them left to right.)"""
+    ids = list(ids)
+    while len(ids) >= 2:
+        pair = min(pairwise(ids), key=lambda p: merges.get(p, NO_MERGE))   # the earliest-learned pair
+        if pair not in merges:
+            break
+        ids = merge(ids, pair, merges[pair])
+    return ids
 
 
 def encode(text: str, merges: dict[Pair, int], pattern: str | None = None) -> list[int]:
@@ -105,13 +160,6 @@ def encode(text: str, merges: dict[Pair, int], pattern: str | None = None) -> li
     return ids
 
 
-def decode(ids: Iterable[int], merges: dict[Pair, int]) -> str:
-    """Ids -> text: look up each id's bytes, join, decode UTF-8 (broken sequences become U+FFFD)."""
-    vocab = build_vocab(merges)
-    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
-
-
-# ---- the engines -------------------------------------------------------------------------------------------
 def build_vocab(merges: dict[Pair, int], byte_ids: list[int] | None = None) -> dict[int, bytes]:
     """id -> the bytes it stands for. byte_ids[b] is the id of byte b (default: b itself)."""
     vocab = {(b if byte_ids is None else byte_ids[b]): bytes([b]) for b in range(256)}
@@ -120,108 +168,7 @@ def build_vocab(merges: dict[Pair, int], byte_ids: list[int] | None = None) -> d
     return vocab
 
 
-def encode_chunk(ids: list[int], merges: dict[Pair, int]) -> list[int]:
-    """Apply merges to one chunk's ids (modified in place and returned), lowest merge id first.
-
-    Same result as "find the best pair, merge() it everywhere, repeat", but it keeps a list of each
-    adjacent pair's priority and after a merge only re-looks-up the two pairs next to it. A new id's
-    pairs always rank after it, so the remaining copies of the pair just merged are taken next.
-    """
-    if len(ids) < 2:
-        return ids
-    get = merges.get
-    ranks = list(map(get, pairwise(ids), repeat(NO_MERGE)))  # ranks[i]: priority of (ids[i], ids[i+1])
-    while ranks:
-        best = min(ranks)
-        if best == NO_MERGE:
-            break
-        i = ranks.index(best)       # the leftmost copy of the best pair
-        ids[i] = best               # merge ids[i], ids[i + 1] into the new id (which equals its priority)
-        del ids[i + 1]
-        del ranks[i]
-        if i > 0:
-            ranks[i - 1] = get((ids[i - 1], best), NO_MERGE)
-        if i < len(ids) - 1:
-            ranks[i] = get((best, ids[i + 1]), NO_MERGE)
-    return ids
-
-
-def learn_merges(chunks: dict[bytes, int], num_merges: int, first_id: int = 256,
-                 progress: bool = False) -> tuple[dict[Pair, int], list[int]]:
-    """Learn num_merges merges from unique chunks (bytes -> how often the chunk occurs in the text).
-
-    Returns (merges, tokens): tokens[k] is the training text's length in tokens after k + 1 merges.
-    Instead of recounting every pair after every merge, it keeps `counts` (pair -> count over the text)
-    and `where` (pair -> the chunks that contain it, or once did), and after a merge visits only those
-    chunks, adjusting only the pairs next to each merge site.
-    The best pair comes from a heap of (-count, pair): highest count first, ties to the smallest (a, b).
-    A count only grows for the pairs a merge creates, and those are pushed; when a count shrinks its
-    heap entry is left as an upper bound, and a popped entry that is too high is pushed back corrected.
-    """
-    from tqdm import tqdm
-
-    words = [list(chunk) for chunk in chunks]             # each unique chunk as ids (bytes at first)
-    freqs = list(chunks.values())                         # how often each chunk occurs
-    counts: dict[Pair, int] = defaultdict(int)
-    where: dict[Pair, set[int]] = defaultdict(set)
-    for w, (word, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(word):
-            counts[pair] += freq
-            where[pair].add(w)
-    heap = [(-n, pair) for pair, n in counts.items()]
-    heapq.heapify(heap)
-    total = sum(len(word) * freq for word, freq in zip(words, freqs, strict=True))
-
-    merges: dict[Pair, int] = {}
-    tokens: list[int] = []
-    bar = tqdm(total=num_merges, desc="BPE merges", unit="merge", disable=not progress)
-    for step in range(num_merges):
-        while heap:                                       # the best pair whose count is exact
-            neg, pair = heapq.heappop(heap)
-            now = counts.get(pair, 0)
-            if now == -neg:
-                break
-            if now > 0:                                   # the count shrank since this entry was pushed
-                heapq.heappush(heap, (-now, pair))
-        else:
-            raise ValueError(f"the training text has no pairs left to merge after {step} merges: use "
-                             f"a longer text or a smaller vocab_size (at most {first_id + step} + specials)")
-        idx = first_id + step
-        merges[pair] = idx
-        a, b = pair
-        created: set[Pair] = set()
-        for w in where.pop(pair):                         # only the chunks that contain the pair change
-            word, freq = words[w], freqs[w]
-            out: list[int] = []
-            i, n, last_end = 0, len(word), -2
-            while i < n:
-                if i < n - 1 and word[i] == a and word[i + 1] == b:     # a merge site at i, i + 1
-                    if i > 0 and last_end != i - 1:       # the pair on its left disappears (unless the
-                        counts[(word[i - 1], a)] -= freq  # previous site already took it away)
-                    if i < n - 2:                         # the pair on its right disappears
-                        counts[(b, word[i + 2])] -= freq
-                    if out:                               # new pair: (left neighbour, idx)
-                        new = (out[-1], idx)
-                        counts[new] += freq
-                        where[new].add(w)
-                        created.add(new)
-                    out.append(idx)
-                    last_end = i + 1
-                    i += 2
-                    total -= freq
-                else:
-                    if out and out[-1] == idx:            # new pair: (idx, right neighbour)
-                        new = (idx, word[i])
-                        counts[new] += freq
-                        where[new].add(w)
-                        created.add(new)
-                    out.append(word[i])
-                    i += 1
-            words[w] = out
-        del counts[pair]
-        for p in created:                                 # only pairs with idx gained count
-            heapq.heappush(heap, (-counts[p], p))
-        tokens.append(total)
-        bar.update(1)
-    bar.close()
-    return merges, tokens
+def decode(ids: Iterable[int], merges: dict[Pair, int]) -> str:
+    """Ids -> text: look up each id's bytes, join, decode UTF-8 (broken sequences become U+FFFD)."""
+    vocab = build_vocab(merges)
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from minigpt.files.atomic import write_text_atomic
-from minigpt.tokenizer.files import FORMAT_VERSION, read_json
+from minigpt.tokenizer.files import FORMAT_VERSION, read_char_json
 
 
 class CharTokenizer:
@@ -44,6 +44,10 @@ class CharTokenizer:
                              f"{self.vocab_size} characters; build the tokenizer from text that contains it"
                              ) from None
 
+    def encode_ordinary(self, text: str) -> list[int]:
+        """The same as encode: a character tokenizer has no special tokens (BPETokenizer's name for it)."""
+        return self.encode(text)
+
     def decode(self, ids: Iterable[int]) -> str:
         ids = list(ids)
         for pos, i in enumerate(ids):
@@ -58,10 +62,5 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
-        data = read_json(Path(path), "minigpt-char", ["chars"])
-        if not isinstance(data["chars"], list):
-            raise ValueError(f"{path}: 'chars' must be a list of single characters")
-        try:
-            return cls(data["chars"])
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        """A file written by save(); every field is checked (files.read_char_json), errors name the file."""
+        return cls(read_char_json(Path(path)))
