@@ -83,7 +83,8 @@ def prepare(name: str, *, from_file: str | Path | None = None, out: str | Path |
         log(f"{corpus.documents:,} documents kept")
     train_text, val_text = split_text(corpus.text, 0.1)
     tok, tok_desc = _tokenizer_for(name, corpus.text, train_text, vocab, tokenizer, vocab_size, log)
-    train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
+    train_ids, val_ids = tok.encode_ordinary(train_text), tok.encode_ordinary(val_text)   # data is text:
+    # "<|endoftext|>" written in a corpus is characters, never the control token
     if not train_ids or not val_ids:
         raise DataError(f"{corpus.source}: after cleaning the text is too short to split into train and "
                         f"val ({len(corpus.text)} characters); use a longer file")

@@ -142,8 +142,8 @@ def write_jsonl(path: str | Path, pairs: Iterable[Example | tuple[str, str]]) ->
 def encode_pair(tokenizer: Any, example: Example, end: str = END) -> tuple[list[int], list[int]]:
     """(prompt_ids, response_ids): the response text with `end` appended, both encoded."""
     try:
-        prompt_ids = list(tokenizer.encode(example.prompt))
-        response_ids = list(tokenizer.encode(example.response + end))
+        prompt_ids = list(tokenizer.encode_ordinary(example.prompt))    # task text is text: special-token
+        response_ids = list(tokenizer.encode_ordinary(example.response + end))   # names are characters
     except ValueError as exc:                             # CharTokenizer: a character it has no id for
         raise TaskError(f"{example.where or 'example'}: {exc}. The tokenizer comes from the checkpoint; "
                         "drop this line or pre-train with a tokenizer that covers it") from None

@@ -294,7 +294,7 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
 
 def print_sample(model: GPT, tokenizer, cfg: TrainConfig, log=print) -> str:
     """Print cfg.sample_tokens generated tokens after cfg.sample_prompt."""
-    prompt = tokenizer.encode(cfg.sample_prompt) or [0]
+    prompt = tokenizer.encode_ordinary(cfg.sample_prompt) or [0]
     new = generate(model, prompt, max_new_tokens=cfg.sample_tokens, temperature=cfg.temperature,
                    top_k=cfg.top_k or None, seed=cfg.seed)
     text = tokenizer.decode(list(prompt) + [int(i) for i in new])
@@ -305,7 +305,7 @@ def print_sample(model: GPT, tokenizer, cfg: TrainConfig, log=print) -> str:
 def _check_prompt(tokenizer, prompt: str) -> None:
     """The sample prompt must be encodable before training starts, not only after it ends."""
     try:
-        tokenizer.encode(prompt)
+        tokenizer.encode_ordinary(prompt)
     except ValueError as exc:
         raise ValueError(f"--sample_prompt {prompt!r} cannot be encoded by this dataset's tokenizer "
                          f"({exc}); choose a prompt made of the corpus's characters") from None
