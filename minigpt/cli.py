@@ -22,6 +22,7 @@ from pathlib import Path
 
 from minigpt.allocator import keep_freed_memory
 from minigpt.course import grader as grading
+from minigpt.course.notebook import write_notebook
 from minigpt.datasets.recipes import RECIPES, prepare
 from minigpt.files import checkpoint, download
 from minigpt.files.boundary import read_text
@@ -80,6 +81,7 @@ def _add_lesson(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--impl", help="a .py file (e.g. the lesson's exercise.py once filled in) or a "
                                       "module name; default: minigpt's own implementation")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
+    _add_lesson_notebook(lsub)
 
 
 def _cmd_lesson(args: argparse.Namespace) -> int:
@@ -88,6 +90,8 @@ def _cmd_lesson(args: argparse.Namespace) -> int:
             title = _lesson_title(path)
             print(f"{path.name:<18} {title}")
         return 0
+    if args.lesson_cmd == "notebook":
+        return _cmd_lesson_notebook(args)
     folder = grading.find_lesson(args.number)
     if args.lesson_cmd == "run":
         env = dict(os.environ)
@@ -98,6 +102,22 @@ def _cmd_lesson(args: argparse.Namespace) -> int:
     if args.quiet:
         print(g.summary())
     return 1 if g.failed else 0
+
+
+def _add_lesson_notebook(lsub: argparse._SubParsersAction) -> None:
+    nb = lsub.add_parser("notebook", help="write a lesson's walk-through as a Jupyter notebook",
+                         description="Write the chapter's text and lesson.py's cells as a Jupyter notebook "
+                                     "(NN_name.ipynb), figures inline. Default folder: the lesson's own, so "
+                                     "its links and figures resolve.")
+    nb.add_argument("number", help="lesson number, e.g. 04, or 'all'")
+    nb.add_argument("--out", type=Path, help="folder to write the notebooks to (default: each lesson's folder)")
+
+
+def _cmd_lesson_notebook(args: argparse.Namespace) -> int:
+    lessons = grading.list_lessons() if args.number == "all" else [grading.find_lesson(args.number)]
+    for folder in lessons:
+        print(write_notebook(folder, args.out))
+    return 0
 
 
 def _lesson_title(path) -> str:
