@@ -110,7 +110,7 @@ def _add_lesson_notebook(lsub: argparse._SubParsersAction) -> None:
                                      "(NN_name.ipynb), figures inline. Default folder: the lesson's own, so "
                                      "its links and figures resolve.")
     nb.add_argument("number", help="lesson number, e.g. 04, or 'all'")
-    nb.add_argument("--out", type=Path, help="folder to write the notebooks to (default: each lesson's folder)")
+    nb.add_argument("--out", type=Path, help="folder for the notebooks (default: each lesson's folder)")
 
 
 def _cmd_lesson_notebook(args: argparse.Namespace) -> int:

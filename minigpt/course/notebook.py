@@ -2,13 +2,13 @@
 code cells, the figures inline.
 
     notebook = lesson_notebook(Path("lessons/04_attention"), out_dir)      # a dict in nbformat 4.5
-    path = write_notebook(Path("lessons/04_attention"))                    # -> lessons/04_attention/04_attention.ipynb
+    path = write_notebook(Path("lessons/04_attention"))    # -> lessons/04_attention/04_attention.ipynb
 
 The order, for a learner reading top to bottom:
   1. the README's title and its "What you will build", "The idea" and "The math" sections (the theory first);
   2. lesson.py, cell by cell: "# %% [markdown]" cells become markdown (the leading "# " stripped), "# %%"
      cells become code, and after a code cell that saves `figures/NAME.png` comes a markdown cell showing it;
-  3. the rest of the README, section by section (the code tour, your turn, pitfalls, what you should see, ...).
+  3. the rest of the README, section by section (the code tour, your turn, pitfalls, what you see, ...).
 
 Figures are referenced by relative path (`figures/NAME.png`), not embedded as attachments: the PNGs are
 committed next to the notebook, running the notebook rewrites them so the pictures show the learner's own
@@ -136,7 +136,8 @@ def lesson_notebook(lesson_dir: Path, out_dir: Path | None = None) -> dict:
     after = [text for heading, text in sections if not BEFORE_CODE.match(heading)]
     figures = lesson_dir / "figures"
 
-    cells: list[tuple[str, str]] = [("markdown", relink(t, lesson_dir, out_dir)) for t in (title, *before) if t]
+    cells: list[tuple[str, str]] = [("markdown", relink(t, lesson_dir, out_dir))
+                                    for t in (title, *before) if t]
     file_path = Path(os.path.relpath(script.resolve(), out_dir.resolve())).as_posix()
     cells.append(("code", "# lesson.py reads __file__ to find its figures/ folder; a notebook has none\n"
                           f"__file__ = {file_path!r}"))
@@ -161,7 +162,7 @@ def lesson_notebook(lesson_dir: Path, out_dir: Path | None = None) -> dict:
 
 
 def write_notebook(lesson_dir: Path, out_dir: Path | None = None) -> Path:
-    """Write lesson_dir's notebook to out_dir (default: the lesson folder) as NN_name.ipynb; return its path."""
+    """Write lesson_dir's notebook to out_dir (default: the lesson folder) as NN_name.ipynb -> its path."""
     lesson_dir = Path(lesson_dir)
     out_dir = Path(out_dir) if out_dir is not None else lesson_dir
     out_dir.mkdir(parents=True, exist_ok=True)
