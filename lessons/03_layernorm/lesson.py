@@ -38,8 +38,14 @@ for name, a in (("before", x), ("after ", out)):
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 axes[0].hist(x.ravel(), bins=120, alpha=0.6, density=True, label="before: x")
 axes[0].hist(out.ravel(), bins=120, alpha=0.6, density=True, label="after: layer-norm(x)")
-axes[0].set(title="all activations, pooled", xlabel="value", ylabel="density")
-axes[0].legend()
+loud = out[..., :3].ravel()                              # the three planted channels, after layer-norm
+axes[0].axvspan(np.percentile(loud, 5), np.percentile(loud, 95), color="C3", alpha=0.12,
+                label=f"the 3 loud channels after (middle 90 %, median {np.median(loud):+.1f})")
+axes[0].set_yscale("log")                                # a log axis shows the small bump of 3 in 128 channels
+axes[0].set(title="all activations, pooled (log density)", xlabel="value", ylabel="density (log scale)")
+axes[0].legend(fontsize=8)
+print(f"the 3 loud channels after layer-norm: median {np.median(loud):+.2f}, middle 90 % in "
+      f"[{np.percentile(loud, 5):+.2f}, {np.percentile(loud, 95):+.2f}]")
 axes[1].scatter(x.mean(-1).ravel(), x.std(-1).ravel(), s=5, alpha=0.5, label="before: one dot per row")
 axes[1].scatter(out.mean(-1).ravel(), out.std(-1).ravel(), s=40, color="C1", marker="x",
                 label=f"after: every row at (0, 1) (|mean| < {np.abs(out.mean(-1)).max():.0e})")
@@ -118,16 +124,16 @@ small = np.array([0.3, -1.2, 0.8, 2.1, -0.4, 0.0, 1.1, -2.0, 0.5, -0.7, 6.0, 0.2
 sh, _ = layernorm_forward(small, np.ones(12), None)                                     # (12,)
 sr = 1.0 / np.sqrt(small.var() + 1e-5)
 J12 = sr * (np.eye(12) - np.ones((12, 12)) / 12 - np.outer(sh, sh) / 12)               # (12, 12)
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-for ax, (title, m) in zip(axes, (("d xhat / d x  (C=12)", J12),
-                                 ("minus rstd * I: -rstd (11^T + xhat xhat^T) / C", J12 - sr * np.eye(12))),
+fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+for ax, (title, m) in zip(axes, (("J = d xhat / d x", J12),
+                                 ("J - rstd I  =  -rstd (1 1ᵀ + xhat xhatᵀ) / C", J12 - sr * np.eye(12))),
                           strict=True):
     lim = np.abs(m).max()
     im = ax.imshow(m, cmap="RdBu", vmin=-lim, vmax=lim)
-    fig.colorbar(im, ax=ax, shrink=0.85)
-    ax.set(title=title, xlabel="input channel j", ylabel="output channel i")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=10)
+    ax.set(xlabel="input channel j", ylabel="output channel i", xticks=range(0, 12, 2), yticks=range(0, 12, 2))
 fig.suptitle("Layer-norm's Jacobian for one row of C=12 (channel 10 is loud: 6.0)")
-fig.tight_layout()
 fig.savefig(FIG / "layernorm_jacobian.png", dpi=110)
 plt.close(fig)
 
