@@ -41,7 +41,7 @@ axes[0].hist(out.ravel(), bins=120, alpha=0.6, density=True, label="after: layer
 loud = out[..., :3].ravel()                              # the three planted channels, after layer-norm
 axes[0].axvspan(np.percentile(loud, 5), np.percentile(loud, 95), color="C3", alpha=0.12,
                 label=f"the 3 loud channels after (middle 90 %, median {np.median(loud):+.1f})")
-axes[0].set_yscale("log")                                # a log axis shows the small bump of 3 in 128 channels
+axes[0].set_yscale("log")                                # log axis: shows the bump of 3 in 128 channels
 axes[0].set(title="all activations, pooled (log density)", xlabel="value", ylabel="density (log scale)")
 axes[0].legend(fontsize=8)
 print(f"the 3 loud channels after layer-norm: median {np.median(loud):+.2f}, middle 90 % in "
@@ -132,7 +132,8 @@ for ax, (title, m) in zip(axes, (("J = d xhat / d x", J12),
     im = ax.imshow(m, cmap="RdBu", vmin=-lim, vmax=lim)
     fig.colorbar(im, ax=ax, shrink=0.8)
     ax.set_title(title, fontsize=10)
-    ax.set(xlabel="input channel j", ylabel="output channel i", xticks=range(0, 12, 2), yticks=range(0, 12, 2))
+    ax.set(xlabel="input channel j", ylabel="output channel i", xticks=range(0, 12, 2),
+           yticks=range(0, 12, 2))
 fig.suptitle("Layer-norm's Jacobian for one row of C=12 (channel 10 is loud: 6.0)")
 fig.savefig(FIG / "layernorm_jacobian.png", dpi=110)
 plt.close(fig)

@@ -11,6 +11,7 @@ MINIGPT_QUICK=1 shrinks the timing loop so the whole script stays well under 20 
 # the output is the values averaged with weights softmax(query . key / sqrt(D)).
 
 # %%
+import math
 import time
 
 import matplotlib.pyplot as plt
@@ -27,10 +28,33 @@ from minigpt.layers.attention import (
     sdpa_forward,
     split_heads,
 )
+from minigpt.layers.linear import linear_backward, linear_forward
 
 FIG = figures_dir(__file__)
 rng = np.random.default_rng(0)
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
+
+# %% [markdown]
+# ## 0. The linear layer (Conv1D) that every projection uses
+# y = x @ W + b with W stored (in, out). Backward: dx = dout W^T, dW = x^T dout summed over every (b, t) row,
+# db = the sum of dout over those rows. Checked against finite differences in float64.
+
+# %%
+rng0 = np.random.default_rng(4)                                       # its own stream: §1-§9 keep theirs
+x_lin = rng0.standard_normal((2, 5, 6))                               # (B, T, Cin)
+w_lin, b_lin = rng0.standard_normal((6, 7)), rng0.standard_normal(7)  # (Cin, Cout), (Cout,)
+y_lin, cache_lin = linear_forward(x_lin, w_lin, b_lin)                # (B, T, Cout)
+dy_lin = rng0.standard_normal(y_lin.shape)                            # (B, T, Cout)
+dx_lin, dw_lin, db_lin = linear_backward(dy_lin, cache_lin)
+by_hand = (dy_lin @ w_lin.T, np.einsum("bti,bto->io", x_lin, dy_lin), dy_lin.sum(axis=(0, 1)))
+print("linear: x", x_lin.shape, "-> y", y_lin.shape, "| dW", dw_lin.shape, "db", db_lin.shape,
+      "| formulas vs linear_backward:", [f"{rel_error(a, b):.0e}" for a, b in zip((dx_lin, dw_lin, db_lin),
+                                                                                  by_hand, strict=True)])
+errs = check_layer(linear_forward, linear_backward, [x_lin, w_lin, b_lin])
+print("linear, finite differences:", {k: f"{v:.1e}" for k, v in errs.items()})
+att32 = rng0.standard_normal((2, 2)).astype(np.float32)               # float32 scores
+print("float32 scores * (1 / np.sqrt(D)):", (att32 * (1 / np.sqrt(4))).dtype,
+      "| * (1.0 / math.sqrt(D)):", (att32 * (1.0 / math.sqrt(4))).dtype, "(NumPy", np.__version__ + ")")
 
 # %% [markdown]
 # ## 1. The formula as the article wrote it, and what it leaves out
@@ -175,8 +199,8 @@ def softmax_row():
     e = np.exp(s - s.max())
     return e / e.sum()
 ds_numeric = numeric_grad(softmax_row, s, dp)
-print("Jacobian vs cheap form:", rel_error(ds_jacobian, ds_cheap), " cheap vs finite differences:",
-      rel_error(ds_cheap, ds_numeric))
+print(f"Jacobian vs cheap form: {rel_error(ds_jacobian, ds_cheap):.1e}  cheap vs finite differences: "
+      f"{rel_error(ds_cheap, ds_numeric):.1e}")
 print("sum(ds) =", f"{ds_cheap.sum():.1e}", "(adding a constant to every score changes nothing)")
 
 # %% [markdown]
