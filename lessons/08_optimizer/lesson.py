@@ -172,11 +172,11 @@ cfg = GPTConfig(vocab_size=len(chars), block_size=16, n_layer=2, n_head=2, n_emb
 TRAIN_STEPS = 30 if QUICK else 150
 
 
-def train(make, max_lr: float) -> tuple[list[float], float]:
+def train(make, max_lr: float) -> tuple[list[float], list[float], float]:
     model = GPT(cfg, seed=0, dtype=np.float32)
     opt = make(model.params)
     batch_rng = np.random.default_rng(0)
-    losses = []
+    losses, norms = [], []   # norms: of the weights that decay (ndim >= 2), where AdamW differs from Adam
     t0 = time.perf_counter()
     for step in range(TRAIN_STEPS):
         starts = batch_rng.integers(0, len(data) - cfg.block_size - 1, size=8)
@@ -188,7 +188,9 @@ def train(make, max_lr: float) -> tuple[list[float], float]:
                                  min_lr=max_lr / 10)
         opt.step(grads)
         losses.append(loss)
-    return losses, time.perf_counter() - t0
+        norms.append(float(np.sqrt(sum(np.sum(np.square(p, dtype=np.float64))
+                                       for p in model.params.values() if p.ndim >= 2))))
+    return losses, norms, time.perf_counter() - t0
 
 
 trainers = {  # name: (peak lr, optimizer); the schedule sets opt.lr before every step
@@ -197,16 +199,21 @@ trainers = {  # name: (peak lr, optimizer); the schedule sets opt.lr before ever
     "Adam lr 1e-2": (1e-2, lambda p: optim.Adam(p, lr=1e-2)),
     "AdamW lr 1e-2, wd 0.1": (1e-2, lambda p: optim.AdamW(p, lr=1e-2, weight_decay=0.1)),
 }
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, (ax, ax_norm) = plt.subplots(1, 2, figsize=(12, 4.2))
+styles = {"SGD lr 0.5": "-", "momentum 0.9, lr 0.1": "-", "Adam lr 1e-2": "-", "AdamW lr 1e-2, wd 0.1": "--"}
 print(f"uniform guessing would give loss ln({len(chars)}) = {math.log(len(chars)):.3f}")
 for name, (max_lr, make) in trainers.items():
-    losses, seconds = train(make, max_lr)
-    print(f"{name:<22} loss {losses[0]:.3f} -> {np.mean(losses[-10:]):.3f} (mean of last 10) "
-          f"in {seconds:.1f} s")
-    ax.plot(losses, label=name)
-ax.set(xlabel="step", ylabel="training loss", yscale="log",
+    losses, norms, seconds = train(make, max_lr)
+    print(f"{name:<22} loss {losses[0]:.3f} -> {np.mean(losses[-10:]):.3f} (mean of last 10), "
+          f"norm of the decayed weights {norms[0]:.2f} -> {norms[-1]:.2f}, in {seconds:.1f} s")
+    ax.plot(losses, styles[name], label=name)
+    ax_norm.plot(norms, styles[name], label=name)
+ax.set(xlabel="step", ylabel="training loss (log scale)", yscale="log",
        title=f"Tiny GPT ({GPT(cfg).num_params():,} params) on a repeated sentence")
 ax.legend()
+ax_norm.set(xlabel="step", ylabel="‖weights with ndim ≥ 2‖",
+            title="Where Adam and AdamW differ: the decayed weights")
+ax_norm.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig(FIG / "tiny_gpt.png", dpi=110)
 plt.close(fig)
