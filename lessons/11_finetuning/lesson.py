@@ -2,8 +2,8 @@
 
 Run it with `minigpt lesson run 11` (or `python lesson.py` in this folder): about a minute on a laptop CPU,
 under 20 s with MINIGPT_QUICK=1 (fewer steps, weaker numbers). It prints evidence at every step and saves
-figures/finetune_curves.png, base_vs_finetuned.png, masked_vs_unmasked.png, learning_rates.png and
-overfitting.png.
+figures/finetune_curves.png (its right panel: base vs fine-tuned scores), masked_vs_unmasked.png,
+learning_rates.png and overfitting.png.
 
 The experiment is a toy you can run anywhere in a minute, with the same shape as the real one (Tang
 couplets, in the chapter): a tiny GPT is pre-trained on plain text of a made-up language, then fine-tuned
@@ -212,11 +212,6 @@ ax[0].grid(alpha=0.3)
 score_bars(ax[1], f"held-out test words ({N_TEST})")
 fig.tight_layout()
 fig.savefig(FIG / "finetune_curves.png", dpi=110)
-plt.close(fig)
-fig, ax = plt.subplots(figsize=(5, 3.6))
-score_bars(ax, "reverse-a-word: base vs fine-tuned")
-fig.tight_layout()
-fig.savefig(FIG / "base_vs_finetuned.png", dpi=110)
 plt.close(fig)
 
 # %% [markdown]
