@@ -12,7 +12,10 @@ Not here: the model (lesson 02 on), sampling with the streaming decoder (lesson 
 # A model sees integers, not text. A tokenizer turns text into a list of ids and back, losslessly.
 
 # %%
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
@@ -68,6 +71,11 @@ def corpus(name: str) -> str:
 texts = {"tiny Shakespeare": corpus("tinyshakespeare.txt"), "Tang poems": corpus("tang_poems.txt")}
 if shared_data("tinyshakespeare.txt") is None or shared_data("tang_poems.txt") is None:
     VOCAB = 300                                     # the built-in text runs out of pairs to merge sooner
+    if "MINIGPT_FIGURES" not in os.environ:         # never overwrite the committed figure with this one
+        FIG = Path(tempfile.mkdtemp(prefix="minigpt-lesson01-"))
+    print("!" * 100 + "\nWARNING: a corpus is missing from ../shared/data beside the clone (or "
+          "$MINIGPT_SHARED_DATA): the numbers below\ncome from a built-in text, not the ones in the chapter. "
+          f"The figure goes to {FIG}.\n" + "!" * 100)
 trained = {}
 for name, text in texts.items():
     t0 = time.perf_counter()

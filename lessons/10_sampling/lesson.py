@@ -16,6 +16,8 @@ Not here: the comparison with transformers (check.py: `minigpt lesson check 10`)
 
 # %%
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +46,11 @@ path = shared_data("tinyshakespeare.txt")
 if path is not None:
     text = path.read_text(encoding="utf-8")[:300_000]
 else:
-    print("(tinyshakespeare.txt not found in ../shared/data: using a small built-in text)")
+    if "MINIGPT_FIGURES" not in os.environ:         # never overwrite the committed figures with these
+        FIG = Path(tempfile.mkdtemp(prefix="minigpt-lesson10-"))
+    print("!" * 100 + "\nWARNING: tinyshakespeare.txt not found in ../shared/data beside the clone (or "
+          "$MINIGPT_SHARED_DATA).\nTraining on a few lines repeated 200 times instead: the numbers below are "
+          f"not the chapter's. Figures go to {FIG}.\n" + "!" * 100)
     text = ("ROMEO:\nBut, soft! what light through yonder window breaks?\n\nJULIET:\nAy me!\n\n"
             "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
             "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 200
