@@ -6,8 +6,9 @@ code cells, the figures inline.
 
 The order, for a learner reading top to bottom:
   1. the README's title and its "What you will build", "The idea" and "The math" sections (the theory first);
-  2. lesson.py, cell by cell: "# %% [markdown]" cells become markdown (the leading "# " stripped), "# %%"
-     cells become code, and after a code cell that saves `figures/NAME.png` comes a markdown cell showing it;
+  2. "The walk-through": lesson.py, cell by cell: "# %% [markdown]" cells become markdown (the leading "# "
+     stripped, their headings one level deeper), "# %%" cells become code, and after a code cell that saves
+     `figures/NAME.png` comes a markdown cell showing it;
   3. the rest of the README, section by section (the code tour, your turn, pitfalls, what you see, ...).
 
 Figures are referenced by relative path (`figures/NAME.png`), not embedded as attachments: the PNGs are
@@ -139,9 +140,12 @@ def lesson_notebook(lesson_dir: Path, out_dir: Path | None = None) -> dict:
     cells: list[tuple[str, str]] = [("markdown", relink(t, lesson_dir, out_dir))
                                     for t in (title, *before) if t]
     file_path = Path(os.path.relpath(script.resolve(), out_dir.resolve())).as_posix()
+    cells.append(("markdown", f"## The walk-through ([lesson.py]({file_path}))"))
     cells.append(("code", "# lesson.py reads __file__ to find its figures/ folder; a notebook has none\n"
                           f"__file__ = {file_path!r}"))
     for kind, text in split_script(script.read_text(encoding="utf-8")):
+        if kind == "markdown":                                 # nest its headings under the one above
+            text = re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)
         cells.append((kind, text))
         if kind != "code" or "savefig" not in text:
             continue
