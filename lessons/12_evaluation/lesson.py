@@ -268,9 +268,9 @@ colors = ["#4c72b0"] * 4 + ["#bbbbbb", "#c44e52"]            # n-grams, untraine
 bars = axes[0].bar(list(results), list(results.values()), color=colors[:len(results)])
 axes[0].bar_label(bars, fmt="%.2f")
 axes[0].axhline(V, color="grey", ls="--", lw=1, label=f"V = {V}: a uniform guess")
-axes[0].set(ylabel="perplexity on held-out text (log scale)", yscale="log",
+axes[0].set(ylabel="perplexity on held-out text", ylim=(0, V * 1.15),
             title=f"More context, less surprise ({len(val):,} held-out characters)")
-axes[0].legend(fontsize=8, loc="upper right")
+axes[0].legend(fontsize=8, loc="upper center")
 axes[0].tick_params(axis="x", labelrotation=20, labelsize=8)
 bars = axes[1].bar([f"stride {s}" for s in strides], by_stride, color="#55a868")
 axes[1].bar_label(bars, fmt="%.3f")
