@@ -16,6 +16,12 @@ A batch source has two methods, and the training loop knows nothing else about i
 `get_batch(ids, batch_size, block_size, rng)` is the definition the chapter teaches: B random start
 positions, then the windows by fancy indexing.
 
+Data parallel (lesson 13). Under MPI every rank holds the same sources with the *global* batch size N x B
+(`for_ranks`), draws the same global batch from the shared generator, and keeps its own B rows with
+`shard`, which also returns the slice's weight: its share of the counted targets. Summing weight x
+gradient over the ranks gives exactly the gradient of the global batch's mean loss, even when fine-tuning
+masks a different number of targets in each slice.
+
 What this file deliberately does not do: shuffle epochs (windows are drawn with replacement, as nanoGPT
 does), prepare datasets (minigpt/datasets/recipes.py does, from the command line), or read files other than
 through minigpt/datasets/prepared.py.
@@ -23,7 +29,8 @@ through minigpt/datasets/prepared.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,8 +63,36 @@ def estimate_loss(model: Any, ids: np.ndarray, cfg: Any, rng: np.random.Generato
     return float(np.mean(losses))
 
 
+def shard(x: np.ndarray, y: np.ndarray, rank: int, size: int,
+          ignore_index: int = -100) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rank `rank`'s rows of a global batch x, y (N*B, T) -> x, y (B, T) and the slice's weight: its
+    counted targets (y != ignore_index) over the whole batch's. Weights sum to 1 over the ranks; every
+    slice weighs 1/N when nothing is masked (pre-training)."""
+    rows = len(x)
+    if rows % size:
+        raise ValueError(f"a global batch of {rows} rows cannot be split evenly over {size} ranks")
+    b = rows // size
+    xs, ys = x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b]           # (B, T), (B, T)
+    total = int(np.count_nonzero(y != ignore_index))
+    weight = int(np.count_nonzero(ys != ignore_index)) / total if total else 1.0 / size
+    return xs, ys, weight
+
+
+def estimate_loss_shard(source: TokenBatches, model: Any, n_batches: int, rng: np.random.Generator,
+                        rank: int, size: int) -> float:
+    """This rank's part of source.estimate_loss over n_batches global batches: the sum over the ranks of
+    the parts is the mean loss one process gets with the global batch (up to summation order)."""
+    part = 0.0
+    for _ in range(n_batches):
+        xs, ys, weight = shard(*source.get_batch(rng), rank, size)
+        part += weight * model.loss(xs, ys)
+    return part / n_batches
+
+
 class BatchSource(Protocol):
     """What the training loop draws from (see the module docstring)."""
+
+    batch_size: int             # rows per batch
 
     def get_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -94,6 +129,18 @@ class Data:
     vocab_size: int
     sha256: str | None         # of the source: a resume checks it is the same data
     unit: str = "tokens"       # what len(train) counts: tokens, or examples for a task
+
+
+def for_ranks(data: Data, size: int) -> Data:
+    """The same data with every source drawing global batches of size x batch_size rows (one per rank)."""
+    if size == 1:
+        return data
+    scaled = {}
+    for split in ("train", "val"):
+        source = copy.copy(getattr(data, split))
+        source.batch_size = source.batch_size * size
+        scaled[split] = source
+    return replace(data, **scaled)
 
 
 def load_token_data(folder: str | Path, batch_size: int, block_size: int) -> Data:

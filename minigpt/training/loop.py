@@ -33,10 +33,12 @@ or write files itself (minigpt/files/checkpoint.py, logbook.py), mixed precision
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,17 @@ from minigpt.files import checkpoint
 from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
 from minigpt.model import GPT, GPTConfig
+from minigpt.parallel.allreduce import allreduce_sum, pack, unpack
+from minigpt.parallel.comm import Comm, ParallelError, Single, world
 from minigpt.sampling import generate
-from minigpt.training.batches import Data, load_token_data
+from minigpt.training.batches import (
+    Data,
+    TokenBatches,
+    estimate_loss_shard,
+    for_ranks,
+    load_token_data,
+    shard,
+)
 from minigpt.training.config import MODEL_KEYS, TrainConfig
 from minigpt.training.logbook import Logbook
 
@@ -69,28 +80,42 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
 
 
 def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray, np.ndarray]],
-               grad_clip: float = 1.0, dropout_rng: np.random.Generator | None = None) -> tuple[float, float]:
+               grad_clip: float = 1.0, dropout_rng: np.random.Generator | None = None,
+               comm: Comm | None = None, weights: list[float] | None = None) -> tuple[float, float]:
     """One optimizer step on the mean loss of the micro-batches; returns (mean loss, norm before clipping).
 
     Gradient accumulation: each micro-batch's gradients are scaled by 1/n and summed, which is the gradient
     of the mean of the n losses - what one batch n times bigger gives, in 1/n of the memory.
     grad_clip 0 means no clipping. The weights are not touched when the loss or the norm is not finite.
+
+    Data parallel (comm of size N > 1, lesson 13): the micro-batches are this rank's slices, `weights` their
+    shares of the global batches (batches.shard); gradients and loss, scaled by weight/n, are summed over
+    the ranks by one all-reduce of a single flat buffer, between accumulation and clipping. Every rank then
+    clips and steps with the same numbers, and a NaN on one rank is a NaN on all: they stop together.
     """
     if not batches:
         raise ValueError("train_step needs at least one (x, y) batch")
+    parallel = comm is not None and comm.size > 1
+    if parallel and (weights is None or len(weights) != len(batches)):
+        raise ValueError("train_step on several ranks needs one weight per micro-batch (batches.shard)")
     total, loss_sum = None, 0.0
     scale = 1.0 / len(batches)
-    for x, y in batches:
+    for i, (x, y) in enumerate(batches):
         loss, grads = model.loss_and_grads(x, y, rng=dropout_rng)
-        loss_sum += float(loss)
+        s = scale * weights[i] if parallel else scale
+        loss_sum += float(loss) * (weights[i] if parallel else 1.0)
         if total is None:
             total = grads                                     # the first micro-batch's arrays hold the sum
-            if scale != 1.0:
+            if s != 1.0:
                 for g in total.values():
-                    g *= scale
+                    g *= s
         else:
-            optim.accumulate(total, grads, scale)
+            optim.accumulate(total, grads, s)
     loss = loss_sum * scale
+    if parallel:                                              # sum over the ranks: one flat buffer
+        flat = allreduce_sum(comm, pack(total, extras=[loss]))                 # (n + 1,)
+        total, extras = unpack(flat, total)
+        loss = float(extras[0])
     if grad_clip > 0:
         norm = optim.clip_grad_norm(total, grad_clip)
     else:
@@ -116,14 +141,19 @@ class Run:
     stale: int = 0                     # evaluations since the best val loss
     evaluated: bool = False            # the evaluation at `it` is done (a checkpoint saved right after it)
     start: int = 0                     # where this process began (a resume does not re-save what it loaded)
+    comm: Comm = field(default_factory=Single)   # rank 0 of 1, or of an MPI world
 
     def save(self, name: str, eval_done: bool) -> Path:
+        """Write out/<name> (rank 0 only: the other ranks hold the same weights)."""
+        if self.comm.rank != 0:
+            return self.out / name
         state = {"iter": self.it, "eval_done": eval_done,
                  "best_val": self.best_val if math.isfinite(self.best_val) else None,
                  "model_config": asdict(self.model.config), "train_config": asdict(self.cfg),
                  "rng": {"data": self.data_rng.bit_generator.state,
                          "dropout": self.drop_rng.bit_generator.state},
-                 "dataset": self.data.name, "dataset_sha256": self.data.sha256, "stale_evals": self.stale}
+                 "dataset": self.data.name, "dataset_sha256": self.data.sha256, "stale_evals": self.stale,
+                 "world_size": self.comm.size}
         checkpoint.save(self.out / name, self.model, self.opt.state_dict(), state, self.data.tokenizer_file)
         return self.out / name
 
@@ -133,17 +163,39 @@ class Run:
 
 def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, resume: bool = False,
           init_from: str | Path | None = None, progress: bool = True, sample: bool = True,
-          log=print) -> dict[str, Any]:
+          log=print, comm: Comm | None = None) -> dict[str, Any]:
     """Run (or continue) a training run in out_dir; returns a summary dict (iters, losses, time, ...).
 
     data: the batch sources (default: the prepared dataset data/<cfg.dataset>); fine-tuning passes task
     batches (minigpt/finetune/run.py).
+    comm: the ranks to train with (default: parallel.comm.world(), an MPI world under mpiexec, else one
+    process). With N ranks, cfg.batch_size is per rank: every step trains on N x batch_size rows; rank 0
+    alone prints and writes files.
     """
     out = Path(out_dir)
+    comm = world() if comm is None else comm
     if data is None:
         data = load_token_data(data_dir() / cfg.dataset, cfg.batch_size, cfg.block_size)
-    run = start_run(cfg, out, data, resume, init_from, log)
-    book = Logbook(out / "log.jsonl", run.it, run.evaluated)
+    data = for_ranks(data, comm.size)                       # every rank draws the same global batches
+    if comm.rank != 0:
+        log, progress = _silent, False
+    try:
+        return _train(cfg, out, data, resume, init_from, progress, sample, log, comm)
+    except (TrainingDiverged, ParallelError):
+        raise                                               # decided by every rank together
+    except BaseException as exc:
+        if comm.size > 1:                                   # the others would wait for us forever
+            print(f"minigpt: rank {comm.rank} of {comm.size}: {type(exc).__name__}: {exc}; stopping every "
+                  "rank", file=sys.stderr, flush=True)
+            comm.abort(1)
+        raise
+
+
+def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str | Path | None,
+           progress: bool, sample: bool, log, comm: Comm) -> dict[str, Any]:
+    run = start_run(cfg, out, data, resume, init_from, log, comm)
+    comm.barrier()                                          # every rank has read before rank 0 writes
+    book = Logbook(out / "log.jsonl", run.it, run.evaluated, write=comm.rank == 0)
     bar = tqdm(total=cfg.max_iters, initial=run.it, disable=not progress, dynamic_ncols=True, unit="it")
     say = bar.write if progress else log
     t_start, last_plot, interrupted, stopped_early = time.time(), 0.0, False, False
@@ -167,7 +219,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
                     run.save("last", eval_done=True)                           # checkpoint
                 if run.it >= cfg.max_iters:
                     break
-                if stop.requested:
+                if comm.any(stop.requested):                                   # all ranks agree
                     run.save("last", eval_done=False)
                     book.plot(out / "loss.png", _title(cfg, data))
                     log(f"\ninterrupted: saved {out / 'last'} at iter {run.it}; continue with --resume")
@@ -176,14 +228,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
                 t0 = time.perf_counter()
                 run.opt.lr = lr_at(run.it, cfg)                                # learning rate
                 batches = [data.train.get_batch(run.data_rng) for _ in range(cfg.grad_accum)]   # batch
-                loss, norm = train_step(run.model, run.opt, batches, cfg.grad_clip, run.drop_rng)
+                if comm.size == 1:
+                    loss, norm = train_step(run.model, run.opt, batches, cfg.grad_clip, run.drop_rng)
+                else:                                                          # this rank's slices
+                    parts = [shard(x, y, comm.rank, comm.size) for x, y in batches]
+                    loss, norm = train_step(run.model, run.opt, [(x, y) for x, y, _ in parts], cfg.grad_clip,
+                                            _rank_dropout(cfg, run.it, comm), comm, [w for *_, w in parts])
                 check_finite(run, loss, norm)                                  # before anything is saved
                 dt = time.perf_counter() - t0
                 if run.it % cfg.log_interval == 0:
                     book.emit({"kind": "train", "iter": run.it, "loss": loss, "lr": run.opt.lr,
                                "grad_norm": norm, "ms": round(dt * 1000, 2)})
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{run.opt.lr:.2e}",
-                                    tok_s=f"{cfg.batch_size * cfg.block_size * cfg.grad_accum / dt:,.0f}")
+                                    tok_s=f"{len(batches[0][0]) * cfg.block_size * cfg.grad_accum / dt:,.0f}")
                 bar.update(1)
                 run.it += 1
     finally:
@@ -197,16 +254,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
         val = "not re-evaluated" if last["val_loss"] is None else f"{last['val_loss']:.4f}"
         log(f"done: {run.it} iterations in {elapsed:.0f} s; val loss {val} (best {run.best_val:.4f}); "
             f"checkpoints in {out}/last and {out}/best")
-        if sample and cfg.sample_tokens > 0:
+        if sample and cfg.sample_tokens > 0 and comm.rank == 0:
             print_sample(run.model, load_tokenizer(data.tokenizer_file), cfg, log)
     return summary
 
 
 def evaluate(run: Run, book: Logbook, say, t_start: float) -> dict[str, float]:
-    """Train and val loss on fresh batches; save best/ when val improved."""
-    cfg, it = run.cfg, run.it
-    train_loss = run.data.train.estimate_loss(run.model, cfg.eval_iters, _eval_rng(cfg, it, 0))
-    val_loss = run.data.val.estimate_loss(run.model, cfg.eval_iters, _eval_rng(cfg, it, 1))
+    """Train and val loss on fresh batches; save best/ when val improved. Under MPI, first check that every
+    rank holds the same parameters; each rank evaluates its slice of the global batches."""
+    it = run.it
+    check_same_params(run)
+    train_loss, val_loss = (_eval_loss(run, source, split) for split, source in
+                            enumerate((run.data.train, run.data.val)))
+    if run.comm.size > 1 and isinstance(run.data.train, TokenBatches):
+        train_loss, val_loss = (float(v) for v in allreduce_sum(run.comm, np.array([train_loss, val_loss])))
     book.emit({"kind": "eval", "iter": it, "train_loss": train_loss, "val_loss": val_loss,
                "time_s": round(time.time() - t_start, 3)})
     msg = f"iter {it}: train loss {train_loss:.4f}, val loss {val_loss:.4f}"
@@ -218,6 +279,32 @@ def evaluate(run: Run, book: Logbook, say, t_start: float) -> dict[str, float]:
         run.stale += 1
     say(msg)
     return {"train_loss": train_loss, "val_loss": val_loss}
+
+
+def _eval_loss(run: Run, source, split: int) -> float:
+    """The mean eval loss (one process), or this rank's part of it (random windows under MPI); task
+    sources evaluate a fixed subset, which every rank computes whole (the same number everywhere)."""
+    rng = _eval_rng(run.cfg, run.it, split)
+    if run.comm.size > 1 and isinstance(run.data.train, TokenBatches):
+        return estimate_loss_shard(source, run.model, run.cfg.eval_iters, rng, run.comm.rank, run.comm.size)
+    return source.estimate_loss(run.model, run.cfg.eval_iters, rng)
+
+
+def check_same_params(run: Run) -> None:
+    """Under MPI: every rank must hold bit-identical parameters (they took the same steps). A checksum of
+    them (sha256 over the canonical order) is compared across ranks; a mismatch stops every rank."""
+    if run.comm.size == 1:
+        return
+    digest = hashlib.sha256()
+    for p in run.model.params.values():
+        digest.update(np.ascontiguousarray(p).tobytes())
+    mine = np.frombuffer(digest.digest()[:8], dtype=np.int64).copy()          # (1,)
+    low, high = run.comm.allreduce_(mine.copy(), "min"), run.comm.allreduce_(mine.copy(), "max")
+    if low[0] != high[0]:
+        raise ParallelError(f"iter {run.it}: the ranks' parameters differ (checksums {low[0]:#x} .. "
+                            f"{high[0]:#x}): they no longer train the same model. Nothing was saved at this "
+                            f"iteration; resume from {run.out / 'last'} (mixed library versions or "
+                            "hardware between machines can cause this)")
 
 
 def check_finite(run: Run, loss: float, norm: float) -> None:
@@ -240,9 +327,11 @@ def check_finite(run: Run, loss: float, norm: float) -> None:
 
 
 def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str | Path | None,
-              log) -> Run:
+              log, comm: Comm | None = None) -> Run:
     """A fresh run (weights initialised or --init-from), or the run in out/last restored exactly."""
-    checkpoint.remove_stale_temporaries(out)             # what a kill during a save left behind
+    comm = Single() if comm is None else comm
+    if comm.rank == 0:
+        checkpoint.remove_stale_temporaries(out)         # what a kill during a save left behind
     tokenizer = load_tokenizer(data.tokenizer_file)
     if cfg.sample_tokens > 0:
         _check_prompt(tokenizer, cfg.sample_prompt)
@@ -259,7 +348,7 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
             _init_from(init_from, mconf, dtype)
         opt = optim.AdamW(model.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8,
                           weight_decay=cfg.weight_decay)
-        run = Run(cfg, out, data, model, opt, data_rng, drop_rng)
+        run = Run(cfg, out, data, model, opt, data_rng, drop_rng, comm=comm)
     else:
         try:
             ckpt = checkpoint.load(out / "last")
@@ -272,6 +361,11 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
             raise ValueError(f"--resume: the checkpoint in {out}/last has a different model "
                              f"({ {k: saved.get(k) for k in changed} or asdict(ckpt.model.config)}); "
                              "resume with its settings, or start a new run")
+        ranks = ckpt.state.get("world_size", 1)
+        if ranks != comm.size:
+            raise ParallelError(f"{out}/last was trained on {ranks} rank(s) (global batch {ranks} x "
+                                f"{cfg.batch_size}); this is {comm.size}. Resume with `mpiexec -n {ranks} "
+                                "...` (or without mpiexec for 1), or start a new run with --init-from")
         if ckpt.state.get("dataset_sha256") != data.sha256:
             raise ValueError(f"{out}/last was trained on other data than {data.name} (source sha256 "
                              "differs); resume with the same dataset")
@@ -283,11 +377,13 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
         best = ckpt.state.get("best_val")
         run = Run(cfg, out, data, ckpt.model, opt, data_rng, drop_rng, it=ckpt.state["iter"],
                   best_val=math.inf if best is None else float(best),
-                  stale=int(ckpt.state.get("stale_evals", 0)), evaluated=bool(ckpt.state.get("eval_done")))
+                  stale=int(ckpt.state.get("stale_evals", 0)), evaluated=bool(ckpt.state.get("eval_done")),
+                  comm=comm)
     run.start = run.it
     out.mkdir(parents=True, exist_ok=True)
+    ranks = f"; {comm.size} ranks x batch {cfg.batch_size}" if comm.size > 1 else ""
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val {data.unit}, vocab "
-        f"{data.vocab_size}; model {run.model.num_params():,} parameters; "
+        f"{data.vocab_size}; model {run.model.num_params():,} parameters{ranks}; "
         f"{'resuming at' if resume else 'starting at'} iter {run.it} of {cfg.max_iters}; writing to {out}")
     return run
 
@@ -320,6 +416,16 @@ def _init_from(path: str | Path, mconf: GPTConfig, dtype) -> GPT:
         raise ValueError(f"--init-from {path}: its weights do not fit this run's model ({exc}); set "
                          f"n_layer/n_head/n_embd/block_size to the checkpoint's and use its tokenizer"
                          ) from None
+
+
+def _rank_dropout(cfg: TrainConfig, it: int, comm: Comm) -> np.random.Generator:
+    """Under MPI, each rank's dropout masks come from a generator seeded by (seed, 1, it, rank): different
+    on every rank, and nothing to save for an exact resume (one process keeps its single stream)."""
+    return np.random.default_rng([cfg.seed, 1, it, comm.rank])
+
+
+def _silent(_msg: str) -> None:
+    """The log of ranks other than 0."""
 
 
 def _eval_rng(cfg: TrainConfig, it: int, split: int) -> np.random.Generator:

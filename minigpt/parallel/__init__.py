@@ -1,0 +1,14 @@
+"""Chapter 13, data parallelism: N processes train one model, each on its slice of every batch.
+
+    comm.py        world(): who am I (rank) among how many (size); a single process, or an MPI world
+                   through mpi4py when the process was started by mpiexec
+    allreduce.py   the ring all-reduce (the definition the chapter teaches, neighbour sends only) beside
+                   MPI's own Allreduce (the engine); packing gradients into one flat buffer
+
+The training loop (minigpt/training/loop.py) uses both: every rank draws the same global batch, keeps its
+slice (minigpt/training/batches.py's shard), and the gradients are summed across ranks by one all-reduce
+before clipping and the AdamW step, so every rank takes the same step.
+
+What this package deliberately does not do: networking of its own (MPI moves the bytes), GPUs, model or
+pipeline parallelism.
+"""
