@@ -31,6 +31,7 @@ from minigpt.files.paths import data_dir
 from minigpt.finetune import run as finetune
 from minigpt.finetune.run import FINETUNE_DEFAULTS
 from minigpt.metrics import evaluate
+from minigpt.parallel.comm import ParallelError, world
 from minigpt.sampling import EOT, stream
 from minigpt.training.config import (
     MODEL_KEYS,
@@ -226,13 +227,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = resume_config(state["train_config"], overrides, str(out / "last" / "state.json"))
     else:
         cfg = config_from_preset(args.preset, overrides)
-    _prepare_if_missing(cfg.dataset)
-    _hint_blas_threads()
+    comm = world()                              # one process, or every rank under mpiexec -n N
+    if comm.rank == 0:
+        _prepare_if_missing(cfg.dataset)
+        _hint_blas_threads()
+    comm.barrier()                              # the dataset is there before any rank reads it
     try:
         summary = train(cfg, out, resume=args.resume, init_from=args.init_from, progress=_progress(args),
-                        sample=not args.no_sample)
-    except TrainingDiverged as exc:
-        print(f"minigpt: error: {exc}", file=sys.stderr)
+                        sample=not args.no_sample, comm=comm)
+    except (TrainingDiverged, ParallelError) as exc:      # every rank stops together; rank 0 says why
+        if comm.rank == 0:
+            print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
     return 130 if summary["interrupted"] else 0
 
@@ -368,13 +373,20 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         print("minigpt: error: give the model to fine-tune: --init-from FOLDER", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("runs") / f"finetune_{Path(args.task).stem}"
+    rank = world().rank                         # under mpiexec -n N only rank 0 prints
     try:
         summary = finetune.finetune(args.task, out, init=args.init_from, val=args.val,
-                                    overrides=_overrides(args), resume=args.resume, progress=_progress(args))
-    except TrainingDiverged as exc:
-        print(f"minigpt: error: {exc}", file=sys.stderr)
+                                    overrides=_overrides(args), resume=args.resume, progress=_progress(args),
+                                    log=print if rank == 0 else _quiet)
+    except (TrainingDiverged, ParallelError) as exc:      # under mpiexec: every rank stops, rank 0 says why
+        if rank == 0:
+            print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
     return 130 if summary["interrupted"] else 0
+
+
+def _quiet(_msg: str) -> None:
+    """The log of MPI ranks other than 0."""
 
 
 # ---- minigpt eval --checkpoint FOLDER [FOLDER ...] [--data NAME --split val] [--task FILE] -------------
