@@ -14,7 +14,8 @@ not divide n). Two phases of N-1 steps each (ring_schedule says which chunk move
                      After N-1 steps every rank holds every summed chunk.
 
 Each rank sends 2(N-1) chunks of n/N elements: 2(N-1)/N x the buffer's bytes, almost independent of N,
-which is why the ring scales; the price is 2(N-1) message latencies. Every chunk is summed in one place
+which is why the ring scales; the price is 2(N-1) message latencies (ring_bytes_per_rank, ring_seconds:
+the chapter's cost model). Every chunk is summed in one place
 and then copied, so all ranks end with bit-identical results.
 
 `ring_allreduce` runs the ring over a real communicator (comm.sendrecv); `simulate_ring_allreduce` runs the
@@ -95,6 +96,20 @@ def simulate_ring_allreduce(buffers: Sequence[np.ndarray]) -> list[np.ndarray]:
             else:
                 bufs[r][slice(*bounds[recv])] = got
     return bufs
+
+
+def ring_bytes_per_rank(n_bytes: float, size: int) -> float:
+    """Bytes each rank sends (and receives) in a ring all-reduce of an n_bytes buffer: 2(N-1) chunks of
+    n_bytes/N. Tends to 2 x n_bytes as N grows: the ring's cost per rank hardly depends on N."""
+    return 2.0 * (size - 1) / size * n_bytes
+
+
+def ring_seconds(n_bytes: float, size: int, latency_s: float, bandwidth: float) -> float:
+    """The ring's time on a link with per-message latency alpha (s) and bandwidth beta (bytes/s):
+    2(N-1) alpha + 2(N-1)/N x n_bytes / beta (the latency term grows with N, the bandwidth term does not)."""
+    if size == 1:
+        return 0.0
+    return 2 * (size - 1) * latency_s + ring_bytes_per_rank(n_bytes, size) / bandwidth
 
 
 def allreduce_sum(comm: Comm, buf: np.ndarray) -> np.ndarray:
