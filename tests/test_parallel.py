@@ -2,7 +2,9 @@
 
 In one process (always run): the simulated ring equals a plain sum for random N and sizes (incl. sizes not
 divisible by N, and smaller than N) and leaves every rank bit-identical; slices and their weights; the flat
-buffer; a plain process never imports mpi4py, and mpiexec without mpi4py is refused.
+buffer; a plain process never imports mpi4py, and mpiexec without mpi4py is refused; lesson 13's grader
+fails a mutant per classic bug (weights 1/N, ranks summing in their own order, chunks the wrong way round,
+a ring that overwrites its inputs).
 
 Under mpiexec (skipped cleanly when mpiexec or mpi4py is missing; .ci/run installs both): the ring over real
 MPI equals MPI's Allreduce and np.sum; `mpiexec -n 2 minigpt train` with batch B equals one process with
@@ -14,6 +16,7 @@ and a crash on one rank each stop every rank (no hang).
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minigpt.course.grader import grade
 from minigpt.datasets import recipes
 from minigpt.files import checkpoint
 from minigpt.parallel import comm as comm_mod
@@ -273,3 +277,41 @@ def test_a_fault_on_one_rank_stops_every_rank(tiny, tmp_path, mode, says):
     assert "finished" not in proc.stdout, text
     if mode != "crash":                                           # decided together: both ranks stop
         assert proc.stdout.count("stopped") == 2, text
+
+
+# ---- lesson 13's grader catches the classic bugs -----------------------------------------------------------
+MUTANTS = {
+    "weights_one_over_n": ("def shard(x, y, rank, size, ignore_index=-100):\n"
+                           "    xs, ys, _ = _shard(x, y, rank, size, ignore_index)\n"
+                           "    return xs, ys, 1.0 / size\n", "every weight is 1/N"),
+    "sum_in_rank_order": ("def simulate_ring_allreduce(buffers):\n"
+                          "    n = len(buffers)\n"
+                          "    return [np.array(sum(buffers[(r + k) % n] for k in range(n)), dtype=float)\n"
+                          "            for r in range(n)]\n", "holds the same bits"),
+    "longer_chunks_last": ("def chunk_bounds(n, size):\n"
+                           "    flipped = [(n - b, n - a) for a, b in _bounds(n, size)]\n"
+                           "    return flipped[::-1]\n",
+                           "first n % N chunks are one longer"),
+    "ring_in_place": ("def simulate_ring_allreduce(buffers):\n"
+                      "    out = _ring(buffers)\n"
+                      "    for b, o in zip(buffers, out):\n"
+                      "        b[...] = o\n"
+                      "    return list(buffers)\n", "input buffers are unchanged"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_lesson_13_grader_fails_each_mutant(name, tmp_path):
+    body, says = MUTANTS[name]
+    header = ("import numpy as np\n"
+              "from minigpt.parallel.allreduce import *  # noqa: F403\n"
+              "from minigpt.parallel.allreduce import chunk_bounds as _bounds\n"
+              "from minigpt.parallel.allreduce import simulate_ring_allreduce as _ring\n"
+              "from minigpt.training.batches import shard\n"
+              "from minigpt.training.batches import shard as _shard\n")
+    path = tmp_path / f"{name}.py"
+    path.write_text(header + body)
+    out = io.StringIO()
+    g = grade("13", impl=path, out=out)
+    assert g.failed > 0, out.getvalue()
+    assert says in out.getvalue(), out.getvalue()

@@ -202,6 +202,7 @@ if measured:
     ax.plot(list(measured), [m["step_ms"] for m in measured.values()], "k*", ms=12,
             label="measured here (1 BLAS thread per rank)")
 ax.set_xscale("log", base=2)
+ax.set_ylim(bottom=0)
 ax.set_xlabel("ranks N (batch 12 each)")
 ax.set_ylabel("ms per step")
 ax.set_title("Baby GPT step time as N grows: compute + ring all-reduce of 3.2 MB")
