@@ -27,6 +27,16 @@ any weight non-finite (a huge learning rate can do that with a finite loss) stop
 saved. Either way last/ keeps the last good checkpoint, and the message names the iteration. Ctrl-C
 finishes the current step, saves last/ and returns (a second Ctrl-C stops at once).
 
+Data parallel (lesson 13). Started by `mpiexec -n N`, train() finds an MPI world (minigpt/parallel/comm.py)
+and every rank runs this same loop: the same global batch of N x batch_size rows from the shared stream,
+its own slice (batches.shard), gradients summed across ranks inside train_step (one all-reduce of a flat
+buffer, before clipping), the same AdamW step everywhere. Rank 0 alone prints and writes files; evaluation
+losses are summed from the ranks' slices; the weights' checksums are compared at every evaluation. Each
+rank's dropout masks come from (seed, 1, it, rank), so nothing per rank needs saving. Decisions are
+collective: a NaN anywhere is a NaN in every rank's sum, Ctrl-C is agreed on each step (comm.any), and an
+unexpected error on one rank aborts them all (MPI_Abort) instead of leaving the others waiting. A resume
+needs the same N (state.json records world_size). With one process none of this runs.
+
 What this file deliberately does not do: prepare datasets (the command line and minigpt/datasets/ do), read
 or write files itself (minigpt/files/checkpoint.py, logbook.py), mixed precision, or GPUs.
 """
