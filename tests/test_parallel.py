@@ -30,6 +30,7 @@ import pytest
 from minigpt.course.grader import grade
 from minigpt.datasets import recipes
 from minigpt.files import checkpoint
+from minigpt.finetune import run as finetune
 from minigpt.parallel import comm as comm_mod
 from minigpt.parallel.allreduce import chunk_bounds, pack, ring_schedule, simulate_ring_allreduce, unpack
 from minigpt.parallel.comm import ParallelError, launched_size, world
@@ -260,6 +261,33 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tiny):
                                            "checkpoint_interval": 3})
         with pytest.raises(ParallelError, match=r"trained on 2 rank\(s\).*mpiexec -n 2"):
             loop.train(cfg, two, resume=True, progress=False, sample=False, log=lambda m: None)
+
+
+@needs_mpi
+def test_two_ranks_finetune_equals_one_process_despite_uneven_masks(tiny):
+    """Fine-tuning masks the prompts, so the ranks' slices count different numbers of targets: the weights
+    of batches.shard keep the sum exact."""
+    tmp, env = tiny
+    lines = [ln for ln in (tmp / "tiny.txt").read_text().splitlines() if 12 < len(ln) < 40][:30]
+    task = tmp / "task.jsonl"
+    task.write_text("".join(json.dumps({"prompt": ln[:3 + i % 5], "response": ln[3 + i % 5:]}) + "\n"
+                            for i, ln in enumerate(lines)))
+    quiet = {"progress": False, "log": lambda m: None}
+    settings = {"max_iters": 4, "eval_interval": 2, "log_interval": 1, "dropout": 0.0, "lr": 1e-2}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIGPT_DATA", env["MINIGPT_DATA"])
+        base = config_from_preset("smoke", {"dataset": "tiny", "dtype": "float64", "max_iters": 1})
+        loop.train(base, tmp / "ft_base", sample=False, **quiet)
+        finetune.finetune(task, tmp / "ft_one", init=tmp / "ft_base", overrides={**settings, "batch_size": 6},
+                          **quiet)
+    proc = mpiexec(2, ["-m", "minigpt", "finetune", "--init-from", str(tmp / "ft_base"), "--task", str(task),
+                       "--out", str(tmp / "ft_two"), "--batch_size", "3", "--no-progress",
+                       *[f"--{k}={v}" for k, v in settings.items()]], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    np.testing.assert_allclose(losses(tmp / "ft_two"), losses(tmp / "ft_one"), rtol=RTOL)
+    a, b = checkpoint.load(tmp / "ft_one" / "last"), checkpoint.load(tmp / "ft_two" / "last")
+    for name, p in a.model.params.items():
+        np.testing.assert_allclose(b.model.params[name], p, rtol=RTOL, atol=1e-14, err_msg=name)
 
 
 @needs_mpi
