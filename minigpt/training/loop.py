@@ -58,6 +58,7 @@ from tqdm import tqdm
 from minigpt import optim
 from minigpt.datasets.prepared import load_tokenizer
 from minigpt.files import checkpoint
+from minigpt.files.boundary import get_field
 from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
 from minigpt.model import GPT, GPTConfig
@@ -371,7 +372,8 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
             raise ValueError(f"--resume: the checkpoint in {out}/last has a different model "
                              f"({ {k: saved.get(k) for k in changed} or asdict(ckpt.model.config)}); "
                              "resume with its settings, or start a new run")
-        ranks = ckpt.state.get("world_size", 1)
+        ranks = get_field(ckpt.state, "world_size", int, str(ckpt.folder / "state.json"), lo=1, hi=10**6,
+                          default=1)
         if ranks != comm.size:
             raise ParallelError(f"{out}/last was trained on {ranks} rank(s) (global batch {ranks} x "
                                 f"{cfg.batch_size}); this is {comm.size}. Resume with `mpiexec -n {ranks} "
