@@ -206,7 +206,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train from a preset (minigpt/training/presets/*.toml); any setting can "
                                    "be overridden, e.g. --max_iters 500 --lr 3e-4. Checkpoints, log.jsonl "
                                    "and loss.png go to --out (default runs/PRESET). Ctrl-C saves and stops; "
-                                   "--resume continues exactly where the run stopped.")
+                                   "--resume continues exactly where the run stopped. Under `mpiexec -n N` "
+                                   "it trains data-parallel: N ranks x --batch_size each (lesson 13).")
     p.add_argument("--preset", default="default", help=f"one of {', '.join(list_presets())}, or a .toml file")
     p.add_argument("--out", help="run folder (default: runs/PRESET)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
