@@ -2,8 +2,8 @@
 
 Run it with `minigpt lesson run 11` (or `python lesson.py` in this folder): about a minute on a laptop CPU,
 under 20 s with MINIGPT_QUICK=1 (fewer steps, weaker numbers). It prints evidence at every step and saves
-figures/finetune_curves.png (its right panel: base vs fine-tuned scores), masked_vs_unmasked.png,
-learning_rates.png and overfitting.png.
+figures/finetune_curves.png (its right panel: base vs fine-tuned scores), masked_vs_unmasked.png (three
+seeds, two versions of the task), forgetting_masked_vs_counted.png, learning_rates.png and overfitting.png.
 
 The experiment is a toy you can run anywhere in a minute, with the same shape as the real one (Tang
 couplets, in the chapter): a tiny GPT is pre-trained on plain text of a made-up language, then fine-tuned
@@ -148,13 +148,14 @@ base_scores = scores(base, "base (pre-trained)", N_TEST)
 # the pre-training val text, to watch what the model forgets.
 
 # %%
-def finetune(lr: float, steps: int, train_pairs, masked: bool = True, every: int = 25, label: str = ""):
+def finetune(lr: float, steps: int, train_pairs, masked: bool = True, every: int = 25, label: str = "",
+             seed: int = 1):
     model = GPT(base.config, params={k: v.copy() for k, v in base_params.items()})
     opt = optim.AdamW(model.params, lr=lr, weight_decay=0.0)
     rows = tasks.TaskBatches(train_pairs, BLOCK, 32)                    # for the loss estimates
     val_rows = tasks.TaskBatches(pairs["val"], BLOCK, 32)
     hist = {"step": [], "train": [], "val": [], "corpus": []}
-    frng = np.random.default_rng(1)
+    frng = np.random.default_rng(seed)                                 # the order of the batches
     for step in range(steps + 1):
         if step % every == 0:
             hist["step"].append(step)
@@ -215,22 +216,69 @@ fig.savefig(FIG / "finetune_curves.png", dpi=110)
 plt.close(fig)
 
 # %% [markdown]
-# ## 6. Masked or not: what the prompt's targets do
+# ## 6. Masked or not: what the prompt's targets do, over three seeds
 # Masking makes the loss *the task*: -log p(response | prompt), nothing else. Count the prompt too and
-# the training loss adds a language-model loss on the prompts. Is that bad? It depends on the prompts.
-# Here they are words of the pre-training language, so predicting them is like replaying pre-training
-# data: it can slow the forgetting. Same steps, same rows, only y differs; both runs are scored on the
-# response only (the masked val loss), so the comparison is fair. Watch the whole curve, not one point.
+# the training loss adds a language-model loss on the prompts. Whether that helps depends on the prompts,
+# so we try two versions of the task, each fine-tuned with three seeds (the order of the batches), masked
+# and counted, the same steps and rows, scored the same way (exact match on the held-out test words):
+# - plain prompts, `jgia=`: words of the pre-training language, so predicting them replays pre-training;
+# - long noisy prompts, `kdbjalgfie jgia=`: ten random letters of context first (think of an ID, a
+#   retrieved snippet, an instruction template) — most of the prompt is unpredictable noise.
 
 # %%
-unmasked, hist_u = finetune(1e-3, FT_STEPS, pairs["train"], masked=False, label="fine-tune, prompt counted")
-print(f"{'step':>5} {'response val loss: masked':>26} {'prompt counted':>15} {'corpus loss: masked':>20} "
-      f"{'prompt counted':>15}")
-for i, step in enumerate(hist["step"]):
-    print(f"{step:>5} {hist['val'][i]:>26.3f} {hist_u['val'][i]:>15.3f} {hist['corpus'][i]:>20.3f} "
-          f"{hist_u['corpus'][i]:>15.3f}")
+SEEDS = (1, 2) if QUICK else (1, 2, 3)
+prng = np.random.default_rng(11)
+noisy_examples = {k: [tasks.Example("".join(prng.choice(list(LETTERS), 10)) + " " + e.prompt, e.response)
+                      for e in v] for k, v in examples.items()}
+noisy_pairs = {k: tasks.encode_examples(tok, v) for k, v in noisy_examples.items()}
+task_versions = {"plain prompts": (examples, pairs), "long noisy prompts": (noisy_examples, noisy_pairs)}
+print(f"a noisy prompt: {noisy_examples['train'][0].prompt!r} -> {noisy_examples['train'][0].response!r}")
+exact = {}                                            # (version, masked) -> exact match per seed
+hist_u = None
+for version, (ex_v, pairs_v) in task_versions.items():
+    examples, pairs = ex_v, pairs_v                   # scores() reads these
+    for masked in (True, False):
+        for seed in SEEDS:
+            if version == "plain prompts" and masked and seed == 1:
+                model = tuned                         # section 5's run: the same seed and settings
+            else:
+                how = "masked" if masked else "prompt counted"
+                model, h = finetune(1e-3, FT_STEPS, pairs["train"], masked=masked, seed=seed,
+                                    label=f"{version}, {how}, seed {seed}")
+                if version == "plain prompts" and not masked and seed == 1:
+                    hist_u = h
+            s = scores(model, f"  -> seed {seed}", N_TEST)
+            exact.setdefault((version, masked), []).append(s["exact"])
+examples, pairs = task_versions["plain prompts"]
+print(f"\n{'exact match on test words':<28}{'prompt masked':>22}{'prompt counted':>22}")
+for version in task_versions:
+    row = [f"{np.mean(exact[version, m]):6.1%} ({min(exact[version, m]):.0%}-{max(exact[version, m]):.0%})"
+           for m in (True, False)]
+    print(f"{version:<28}{row[0]:>22}{row[1]:>22}")
 
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for a, version in zip(ax, task_versions, strict=True):
+    for i, masked in enumerate((True, False)):
+        vals = exact[version, masked]
+        a.bar(i, np.mean(vals), 0.6, color=f"C{i}", alpha=0.6,
+              label=f"{'prompt masked' if masked else 'prompt counted'} (mean)")
+        a.plot([i] * len(vals), vals, "ko", ms=4, label="one seed" if i == 0 else None)
+    a.set_xticks([0, 1], ["prompt masked", "prompt counted"])
+    a.set_title(f"{version}: {len(SEEDS)} seeds, {FT_STEPS} steps")
+    a.grid(alpha=0.3, axis="y")
+ax[0].set_ylabel(f"exact match on {N_TEST} held-out test words")
+ax[0].legend(fontsize=8, loc="upper left")
+fig.tight_layout()
+fig.savefig(FIG / "masked_vs_unmasked.png", dpi=110)
+plt.close(fig)
 
+# %% [markdown]
+# With plain prompts, counting them is replaying pre-training text: it keeps the language and helps
+# here. With long noisy prompts, the counted loss is mostly unpredictable letters: their gradient drowns
+# the response's, and the masked runs learn the task far better at the same budget. The forgetting of
+# the pre-training text, for the plain task (seed 1):
+
+# %%
 def plot_task_and_corpus(curves: dict[str, dict], task_title: str, filename: str) -> None:
     """Left: the task's val loss; right: the pre-training text's val loss (forgetting); a line per run."""
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -248,8 +296,10 @@ def plot_task_and_corpus(curves: dict[str, dict], task_title: str, filename: str
     plt.close(fig)
 
 
+print(f"corpus val loss after {FT_STEPS} steps (plain prompts, seed 1): masked {hist['corpus'][-1]:.2f}, "
+      f"prompt counted {hist_u['corpus'][-1]:.2f}")
 plot_task_and_corpus({"prompt masked": hist, "prompt counted": hist_u}, "task val loss, response tokens only",
-                     "masked_vs_unmasked.png")
+                     "forgetting_masked_vs_counted.png")
 
 # %% [markdown]
 # ## 7. The learning rate: learn the task, keep the language
