@@ -35,6 +35,7 @@ import numpy as np
 from minigpt.files import checkpoint
 from minigpt.files.models import LoadedModel, load_model
 from minigpt.finetune.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
+from minigpt.parallel.comm import world
 from minigpt.training.batches import Data
 from minigpt.training.config import TrainConfig, resume_config
 from minigpt.training.loop import train
@@ -119,6 +120,7 @@ def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = Non
     Hugging Face GPT-2 folder). On resume the base is out/last itself.
     """
     out = Path(out)
+    comm = world()                                   # under mpiexec only rank 0 writes files
     if resume:
         ckpt = checkpoint.load(out / "last")
         cfg = resume_config(ckpt.state["train_config"], overrides, str(out / "last" / "state.json"))
@@ -132,18 +134,20 @@ def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = Non
         base = load_model(init)
         cfg = finetune_config(base, overrides, dataset=str(task))
         base_tok, vocab, init_path = base.tokenizer, base.model.config.vocab_size, base.folder
-        out.mkdir(parents=True, exist_ok=True)
         tok_file = base.tokenizer_file
         if tok_file is None:                         # a Hugging Face folder: write its tokenizer as ours
             tok_file = out / "tokenizer.json"
-            base_tok.save(tok_file)
+            if comm.rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                base_tok.save(tok_file)
         log(f"fine-tuning {base.folder}: {base.model.num_params():,} parameters, lr {cfg.lr:g}, up to "
             f"{cfg.max_iters} steps, early stop after {cfg.patience} evaluations without a better val loss")
     own = out / "tokenizer.json"                     # the run's own copy: base folders may change later
-    if Path(tok_file).resolve() != own.resolve():
+    if comm.rank == 0 and Path(tok_file).resolve() != own.resolve():
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tok_file, own)
+    comm.barrier()                                   # the other ranks read it only once it is complete
     data = task_data(base_tok, own, vocab, task, val, cfg, end)
     log(f"task {task}: {len(data.train):,} train / {len(data.val):,} val examples (loss on responses only)")
     return train(cfg, out, data, resume=resume, init_from=init_path, progress=progress, sample=False,
-                 log=log)
+                 log=log, comm=comm)
