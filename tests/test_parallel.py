@@ -4,13 +4,18 @@ In one process (always run): the simulated ring equals a plain sum for random N 
 divisible by N, and smaller than N) and leaves every rank bit-identical; slices and their weights; the flat
 buffer; a plain process never imports mpi4py, and mpiexec without mpi4py is refused; lesson 13's grader
 fails a mutant per classic bug (weights 1/N, ranks summing in their own order, chunks the wrong way round,
-a ring that overwrites its inputs).
+a ring that overwrites its inputs). ZeRO-1: the shard step on chunks of the flat buffer equals optim.AdamW's
+step bit for bit (weight decay per element across tensor boundaries); --zero 1 with one process is the
+plain run, bit for bit, and says so; zero is checked and kept on resume.
 
 Under mpiexec (skipped cleanly when mpiexec or mpi4py is missing; .ci/run installs both): the ring over real
 MPI equals MPI's Allreduce and np.sum; `mpiexec -n 2 minigpt train` with batch B equals one process with
 batch 2B (float64: relative 1e-12 on every loss and parameter), also across a resume with the engines off
 (the ring path); a different world size is refused on resume; a parameter mismatch, a NaN loss on one rank
-and a crash on one rank each stop every rank (no hang).
+and a crash on one rank each stop every rank (no hang); the ZeRO-1 collectives (MPI's and the ring's) equal
+a sum; `--zero 1` on 2 ranks equals the unsharded 2-rank run (float64, relative 1e-12 on losses and
+parameters), across a resume that re-shards the saved moments with the engines off (the ring path), and
+its checkpoint has the unsharded run's files and shapes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minigpt import optim
 from minigpt.course.grader import grade
 from minigpt.datasets import recipes
 from minigpt.files import checkpoint
@@ -34,9 +40,10 @@ from minigpt.finetune import run as finetune
 from minigpt.parallel import comm as comm_mod
 from minigpt.parallel.allreduce import chunk_bounds, pack, ring_schedule, simulate_ring_allreduce, unpack
 from minigpt.parallel.comm import ParallelError, launched_size, world
+from minigpt.parallel.zero import adamw_shard_step, decay_mask
 from minigpt.training import loop
 from minigpt.training.batches import shard
-from minigpt.training.config import config_from_preset
+from minigpt.training.config import TrainConfig, config_from_preset, resume_config
 
 REPO = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec")
@@ -132,6 +139,65 @@ def test_mpiexec_without_mpi4py_is_refused(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)      # `from mpi4py import MPI` now raises ImportError
     with pytest.raises(ParallelError, match=r"distributed"):
         world()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_adamw_on_shards_equals_adamw_bit_for_bit(size):
+    """ZeRO-1's update, run on N chunks of the flat buffer (chunks cut across tensors, decayed or not), is
+    optim.AdamW's step: the same bits."""
+    rng = np.random.default_rng(size)
+    shapes = {"w": (5, 3), "b": (7,), "g": (4,), "e": (2, 6), "ln": (1,)}
+    params = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    mask = decay_mask(params)
+    assert mask.tolist() == [True] * 15 + [False] * 11 + [True] * 12 + [False]
+    plain = optim.AdamW({k: p.copy() for k, p in params.items()}, lr=0.05, betas=(0.9, 0.99),
+                        weight_decay=0.3)
+    flat, m, v = pack(params), np.zeros(mask.size), np.zeros(mask.size)
+    for t in range(1, 5):
+        grads = {k: rng.standard_normal(s) for k, s in shapes.items()}
+        plain.lr = 0.05 / t
+        plain.step(grads)
+        g = pack(grads)
+        for lo, hi in chunk_bounds(flat.size, size):
+            adamw_shard_step(flat[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], mask[lo:hi], t, 0.05 / t, (0.9, 0.99),
+                             1e-8, 0.3)
+        assert np.array_equal(flat, pack(plain.params))
+        assert np.array_equal(m, pack(plain.state["exp_avg"]))
+        assert np.array_equal(v, pack(plain.state["exp_avg_sq"]))
+    no_decay = flat.copy()
+    adamw_shard_step(no_decay, np.zeros_like(flat), np.zeros_like(flat), np.zeros_like(flat), mask, 1, 0.1,
+                     (0.9, 0.99), 1e-8, 0.5)
+    assert np.array_equal(no_decay[~mask], flat[~mask])           # biases and gains never decay
+    np.testing.assert_allclose(no_decay[mask], flat[mask] * 0.95, rtol=1e-15)
+
+
+def test_zero_is_checked_and_kept_on_resume():
+    with pytest.raises(ValueError, match=r"zero must be in \[0, 1\]"):
+        TrainConfig(zero=2)
+    saved = dict(TrainConfig(zero=1).__dict__)
+    with pytest.raises(ValueError, match="'zero'"):
+        resume_config(saved, {"zero": 0})
+    assert resume_config(saved, {"max_iters": 3}).zero == 1
+
+
+def test_zero_with_one_process_is_the_plain_run(tiny):
+    """The documented choice: --zero 1 without mpiexec has nothing to shard; it says so and runs AdamW."""
+    tmp, env = tiny
+    said, runs = [], {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIGPT_DATA", env["MINIGPT_DATA"])
+        for zero in (0, 1):
+            cfg = config_from_preset("smoke", {"dataset": "tiny", "dtype": "float64", "max_iters": 3,
+                                               "eval_interval": 3, "zero": zero})
+            loop.train(cfg, tmp / f"single_zero{zero}", progress=False, sample=False, log=said.append)
+            runs[zero] = checkpoint.load(tmp / f"single_zero{zero}" / "last")
+        cfg.max_iters, cfg.zero = 6, 0                           # the API path refuses a changed zero too
+        with pytest.raises(ValueError, match="--zero 1"):
+            loop.train(cfg, tmp / "single_zero1", resume=True, progress=False, sample=False, log=said.append)
+    assert any("--zero 1 with one process: nothing to shard" in m for m in said)
+    assert losses(tmp / "single_zero0") == losses(tmp / "single_zero1")
+    for name, p in runs[0].model.params.items():
+        assert np.array_equal(runs[1].model.params[name], p), name
 
 
 # ---- under mpiexec -----------------------------------------------------------------------------------------
@@ -261,6 +327,66 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tiny):
                                            "checkpoint_interval": 3})
         with pytest.raises(ParallelError, match=r"trained on 2 rank\(s\).*mpiexec -n 2"):
             loop.train(cfg, two, resume=True, progress=False, sample=False, log=lambda m: None)
+
+
+ZERO_COLLECTIVES_SCRIPT = """
+import contextlib
+import numpy as np
+from minigpt import engines
+from minigpt.parallel.allreduce import chunk_bounds
+from minigpt.parallel.comm import world
+from minigpt.parallel.zero import allgather, reduce_scatter
+comm = world()
+for n in (0, 1, 2, 3, 10, 1001):
+    mine = np.random.default_rng([n, comm.rank]).standard_normal(n)
+    want = sum(np.random.default_rng([n, r]).standard_normal(n) for r in range(comm.size))
+    lo, hi = chunk_bounds(n, comm.size)[comm.rank]
+    for scope in (contextlib.nullcontext, engines.disabled):          # MPI's collectives, then the ring's
+        with scope():
+            np.testing.assert_allclose(reduce_scatter(comm, mine.copy()), want[lo:hi], rtol=1e-12, atol=1e-12)
+            buf = np.full(n, np.nan)
+            buf[lo:hi] = want[lo:hi]
+            np.testing.assert_allclose(allgather(comm, buf), want, rtol=1e-12, atol=1e-12)
+print("zero collectives ok", comm.rank)
+"""
+
+
+@needs_mpi
+def test_zero_collectives_over_mpi_equal_a_sum(tiny, tmp_path):
+    _, env = tiny
+    script = tmp_path / "zero_collectives.py"
+    script.write_text(ZERO_COLLECTIVES_SCRIPT)
+    proc = mpiexec(3, [str(script)], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("zero collectives ok") == 3
+
+
+@needs_mpi
+def test_zero_1_on_two_ranks_equals_the_unsharded_run(tiny):
+    tmp, env = tiny
+    plain, zero = tmp / "plain2", tmp / "zero2"
+    args = [*TRAIN, "--batch_size", "4", "--weight_decay", "0.3", "--grad_clip", "0.05"]   # clipping active
+    first = mpiexec(2, [*args, "--max_iters", "6", "--out", str(plain)], env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # ZeRO-1: the first 3 steps with MPI's collectives, then a resume (re-sharding the saved moments) to 6
+    # with the engines off (the ring's two phases)
+    second = mpiexec(2, [*args, "--zero", "1", "--max_iters", "3", "--out", str(zero)], env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "ZeRO-1: AdamW moments" in second.stdout and "unsharded (2 ranks)" in second.stdout
+    third = mpiexec(2, [*TRAIN, "--max_iters", "6", "--out", str(zero), "--resume"],
+                    dict(env, MINIGPT_ENGINES="0"))
+    assert third.returncode == 0, third.stdout + third.stderr
+    np.testing.assert_allclose(losses(zero), losses(plain), rtol=RTOL)
+    assert len(losses(zero)) == 6 + 3
+    records = [json.loads(line) for line in (zero / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("grad_norm", 0) > 0.05 for r in records)     # the clip was used, with the shards' norm
+    a, b = checkpoint.load(plain / "last"), checkpoint.load(zero / "last")
+    assert b.state["train_config"]["zero"] == 1 and b.state["iter"] == 6
+    for name, p in a.model.params.items():
+        np.testing.assert_allclose(b.model.params[name], p, rtol=RTOL, atol=1e-14, err_msg=name)
+    assert a.optimizer.keys() == b.optimizer.keys()                # the same checkpoint format
+    for name, m in a.optimizer.items():
+        np.testing.assert_allclose(b.optimizer[name], m, rtol=1e-10, atol=1e-14, err_msg=name)
 
 
 @needs_mpi

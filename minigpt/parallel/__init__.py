@@ -4,6 +4,8 @@
                    through mpi4py when the process was started by mpiexec
     allreduce.py   the ring all-reduce (the definition the chapter teaches, neighbour sends only) beside
                    MPI's own Allreduce (the engine); packing gradients into one flat buffer
+    zero.py        ZeRO-1 (--zero 1): AdamW's moments split over the ranks; reduce-scatter, a shard step,
+                   all-gather; equal to optim.AdamW after the all-reduce
 
 The training loop (minigpt/training/loop.py) uses both: every rank draws the same global batch, keeps its
 slice (minigpt/training/batches.py's shard), and the gradients are summed across ranks by one all-reduce

@@ -4,6 +4,8 @@
     comm.rank, comm.size        # 0 .. size-1, and N
     comm.allreduce_(buf, "sum") # buf (n,) summed over the ranks in place, on every rank ("min", "max" too)
     comm.sendrecv(send, dest, recv, source)   # one neighbour exchange (the ring all-reduce is made of these)
+    comm.reduce_scatter_(buf, mine, counts)   # ZeRO-1: the sum of buf's chunk `rank` into mine
+    comm.allgather_(buf, counts)              # ZeRO-1: every rank's chunk of buf to every rank, in place
     comm.any(flag)              # True on every rank if it is True on one: a collective decision
     comm.barrier(); comm.abort(code)
 
@@ -13,8 +15,8 @@ of them says the world has more than one process is mpi4py imported (importing i
 plain `minigpt train` never touches MPI, and a machine without mpi4py never needs it. Under mpiexec without
 mpi4py, world() refuses: N copies of the same single-process run would overwrite each other's files.
 
-Every buffer moved is a NumPy array, through mpi4py's upper-case methods (Allreduce, Sendrecv), which send
-the raw memory: no pickle, here as everywhere in minigpt.
+Every buffer moved is a NumPy array, through mpi4py's upper-case methods (Allreduce, Sendrecv, ...), which
+send the raw memory: no pickle, here as everywhere in minigpt.
 
 What this file deliberately does not do: sub-communicators, non-blocking calls, or any networking of its
 own (MPI chooses shared memory on one machine and the network between machines).
@@ -47,6 +49,13 @@ class Single:
     def sendrecv(self, send: np.ndarray, dest: int, recv: np.ndarray, source: int) -> None:
         recv[...] = send                               # a ring of one: the message comes back to us
 
+    def reduce_scatter_(self, buf: np.ndarray, mine: np.ndarray, counts: list[int]) -> np.ndarray:
+        mine[...] = buf[: counts[0]]
+        return mine
+
+    def allgather_(self, buf: np.ndarray, counts: list[int]) -> np.ndarray:
+        return buf
+
     def any(self, flag: bool) -> bool:
         return bool(flag)
 
@@ -77,6 +86,23 @@ class MPIWorld:
     def sendrecv(self, send: np.ndarray, dest: int, recv: np.ndarray, source: int) -> None:
         """Send `send` to rank dest while receiving into `recv` from rank source (no deadlock in a ring)."""
         self._comm.Sendrecv(np.ascontiguousarray(send), dest=dest, recvbuf=recv, source=source)
+
+    def reduce_scatter_(self, buf: np.ndarray, mine: np.ndarray, counts: list[int]) -> np.ndarray:
+        """MPI_Reduce_scatter: buf (n,) summed over the ranks, chunk r (counts[r] elements, in rank order)
+        landing in `mine` on rank r."""
+        if not buf.flags.c_contiguous:
+            raise ValueError("reduce_scatter_ needs a contiguous array (np.ascontiguousarray)")
+        self._comm.Reduce_scatter(buf, mine, recvcounts=list(counts), op=self._mpi.SUM)
+        return mine
+
+    def allgather_(self, buf: np.ndarray, counts: list[int]) -> np.ndarray:
+        """MPI_Allgatherv in place: rank r's chunk of buf (counts[r] elements, in rank order) copied to every
+        rank."""
+        if not buf.flags.c_contiguous:
+            raise ValueError("allgather_ needs a contiguous array (np.ascontiguousarray)")
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+        self._comm.Allgatherv(self._mpi.IN_PLACE, [buf, (list(counts), displs)])
+        return buf
 
     def any(self, flag: bool) -> bool:
         buf = np.array([1 if flag else 0], dtype=np.int64)

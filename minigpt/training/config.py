@@ -7,7 +7,9 @@ Every value is checked when the config is made, before any work: its type, that 
 is in range (a NaN learning rate or a negative clip would otherwise train silently into NaN weights, or
 turn clipping off). A resumed run takes its settings from the checkpoint; only the settings in
 RESUME_SAFE may change on resume (how long, how often to evaluate and log, the sample) — a changed
-architecture, dtype or dataset is refused, since the checkpoint's weights and batches would not match.
+architecture, dtype or dataset is refused, since the checkpoint's weights and batches would not match, and
+so is a changed `zero` (the optimizer's sharding is part of the run's recipe; the checkpoint format is the
+same either way, and a resume under --zero 1 re-shards the saved moments).
 
 What this file deliberately does not do: a config framework (presets are flat TOML files; every key is a
 TrainConfig field), or anything at run time.
@@ -55,6 +57,8 @@ class TrainConfig:
     beta2: float = 0.99
     weight_decay: float = 0.1
     grad_clip: float = 1.0             # 0 = no clipping
+    zero: int = 0                      # 1 = ZeRO-1 under mpiexec: each rank keeps AdamW's moments of 1/N of
+                                       # the parameters (minigpt/parallel/zero.py); same result as 0
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -87,7 +91,7 @@ class TrainConfig:
                   ("checkpoint_interval", 1, BIG), ("patience", 0, BIG), ("sample_tokens", 0, BIG),
                   ("top_k", 0, BIG), ("dropout", 0.0, 0.999), ("lr", 0.0, 10.0), ("min_lr", 0.0, 10.0),
                   ("beta1", 0.0, 0.999999), ("beta2", 0.0, 0.999999), ("weight_decay", 0.0, 10.0),
-                  ("grad_clip", 0.0, 1e6), ("temperature", 0.0, 1e3)]
+                  ("grad_clip", 0.0, 1e6), ("temperature", 0.0, 1e3), ("zero", 0, 1)]
         for name, lo, hi in ranges:
             value = getattr(self, name)
             if not lo <= value <= hi:

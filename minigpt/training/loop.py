@@ -37,6 +37,12 @@ collective: a NaN anywhere is a NaN in every rank's sum, Ctrl-C is agreed on eac
 unexpected error on one rank aborts them all (MPI_Abort) instead of leaving the others waiting. A resume
 needs the same N (state.json records world_size). With one process none of this runs.
 
+ZeRO-1 (--zero 1, lesson 13): the optimizer is a minigpt/parallel/zero.py ZeroAdamW, and train_step hands it
+the rank's unsummed gradients: reduce-scatter, the global norm from the shards, AdamW on this rank's 1/N of
+the parameters, all-gather; the same run as without it, to rounding. Saving all-gathers the moments, so
+the checkpoint is the same files; the zero setting must stay the same on resume. With one process --zero 1
+is accepted and ignored (nothing to shard; the log says so).
+
 What this file deliberately does not do: prepare datasets (the command line and minigpt/datasets/ do), read
 or write files itself (minigpt/files/checkpoint.py, logbook.py), mixed precision, or GPUs.
 """
@@ -64,6 +70,7 @@ from minigpt.files.paths import data_dir
 from minigpt.model import GPT, GPTConfig
 from minigpt.parallel.allreduce import allreduce_sum, pack, unpack
 from minigpt.parallel.comm import Comm, ParallelError, Single, world
+from minigpt.parallel.zero import ZeroAdamW
 from minigpt.sampling import generate
 from minigpt.training.batches import (
     Data,
@@ -103,6 +110,7 @@ def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray,
     shares of the global batches (batches.shard); gradients and loss, scaled by weight/n, are summed over
     the ranks by one all-reduce of a single flat buffer, between accumulation and clipping. Every rank then
     clips and steps with the same numbers, and a NaN on one rank is a NaN on all: they stop together.
+    With a ZeroAdamW (ZeRO-1), the reduction, clipping and step are its reduce_and_step instead.
     """
     if not batches:
         raise ValueError("train_step needs at least one (x, y) batch")
@@ -123,6 +131,8 @@ def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray,
         else:
             optim.accumulate(total, grads, s)
     loss = loss_sum * scale
+    if parallel and isinstance(opt, ZeroAdamW):              # ZeRO-1: reduce-scatter, shard step, all-gather
+        return opt.reduce_and_step(total, loss, grad_clip)
     if parallel:                                              # sum over the ranks: one flat buffer
         flat = allreduce_sum(comm, pack(total, extras=[loss]))                 # (n + 1,)
         total, extras = unpack(flat, total)
@@ -144,7 +154,7 @@ class Run:
     out: Path
     data: Data
     model: GPT
-    opt: optim.AdamW
+    opt: optim.AdamW | ZeroAdamW
     data_rng: np.random.Generator      # which windows each step trains on
     drop_rng: np.random.Generator      # dropout masks
     it: int = 0                        # steps taken
@@ -155,7 +165,9 @@ class Run:
     comm: Comm = field(default_factory=Single)   # rank 0 of 1, or of an MPI world
 
     def save(self, name: str, eval_done: bool) -> Path:
-        """Write out/<name> (rank 0 only: the other ranks hold the same weights)."""
+        """Write out/<name> (rank 0 only: the other ranks hold the same weights). Under ZeRO-1 every rank
+        calls this: the moments are all-gathered first."""
+        opt_state = self.opt.state_dict() if isinstance(self.opt, ZeroAdamW) else None   # collective
         if self.comm.rank != 0:
             return self.out / name
         state = {"iter": self.it, "eval_done": eval_done,
@@ -165,7 +177,8 @@ class Run:
                          "dropout": self.drop_rng.bit_generator.state},
                  "dataset": self.data.name, "dataset_sha256": self.data.sha256, "stale_evals": self.stale,
                  "world_size": self.comm.size}
-        checkpoint.save(self.out / name, self.model, self.opt.state_dict(), state, self.data.tokenizer_file)
+        checkpoint.save(self.out / name, self.model, opt_state or self.opt.state_dict(), state,
+                        self.data.tokenizer_file)
         return self.out / name
 
     def due(self, interval: int) -> bool:
@@ -357,8 +370,7 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
                              f"(or delete {out})")
         model = GPT(mconf, seed=cfg.seed, dtype=dtype) if init_from is None else \
             _init_from(init_from, mconf, dtype)
-        opt = optim.AdamW(model.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8,
-                          weight_decay=cfg.weight_decay)
+        opt = make_optimizer(cfg, model.params, comm)
         run = Run(cfg, out, data, model, opt, data_rng, drop_rng, comm=comm)
     else:
         try:
@@ -381,9 +393,11 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
         if ckpt.state.get("dataset_sha256") != data.sha256:
             raise ValueError(f"{out}/last was trained on other data than {data.name} (source sha256 "
                              "differs); resume with the same dataset")
-        opt = optim.AdamW(ckpt.model.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8,
-                          weight_decay=cfg.weight_decay)
-        opt.load_state_dict(ckpt.optimizer)
+        if saved.get("zero", 0) != cfg.zero:
+            raise ValueError(f"--resume: {out}/last was trained with --zero {saved.get('zero', 0)}; resume "
+                             "with the same setting (or start a new run with --init-from)")
+        opt = make_optimizer(cfg, ckpt.model.params, comm)
+        opt.load_state_dict(ckpt.optimizer)                  # under ZeRO-1: keeps this rank's shard
         data_rng.bit_generator.state = ckpt.state["rng"]["data"]
         drop_rng.bit_generator.state = ckpt.state["rng"]["dropout"]
         best = ckpt.state.get("best_val")
@@ -397,7 +411,22 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val {data.unit}, vocab "
         f"{data.vocab_size}; model {run.model.num_params():,} parameters{ranks}; "
         f"{'resuming at' if resume else 'starting at'} iter {run.it} of {cfg.max_iters}; writing to {out}")
+    if isinstance(run.opt, ZeroAdamW):
+        mine, whole = run.opt.moment_bytes()
+        log(f"ZeRO-1: AdamW moments {mine / 2**20:,.2f} MiB per rank ({mine:,} bytes), vs "
+            f"{whole / 2**20:,.2f} MiB unsharded ({comm.size} ranks)")
+    elif cfg.zero:
+        log("--zero 1 with one process: nothing to shard, the plain AdamW step runs (start under mpiexec "
+            "-n N to shard the moments)")
     return run
+
+
+def make_optimizer(cfg: TrainConfig, params: dict[str, np.ndarray], comm: Comm) -> optim.AdamW | ZeroAdamW:
+    """AdamW with the run's settings; ZeRO-1's sharded form when cfg.zero and there are several ranks."""
+    kw = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": 1e-8, "weight_decay": cfg.weight_decay}
+    if cfg.zero and comm.size > 1:
+        return ZeroAdamW(params, comm, **kw)
+    return optim.AdamW(params, **kw)
 
 
 def print_sample(model: GPT, tokenizer, cfg: TrainConfig, log=print) -> str:
