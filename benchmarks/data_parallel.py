@@ -7,6 +7,8 @@ AdamW) is timed by its median:
     1 process, 2 BLAS threads      the plain way to use 2 cores
     1 process, 1 BLAS thread       the baseline for the scaling ratio
     mpiexec -n 2, 1 thread each    data parallel: each rank 12 windows, gradients summed by one all-reduce
+    the same with ZeRO-1           reduce-scatter, AdamW on half the parameters, all-gather
+                                   (minigpt/parallel/zero.py); its AdamW moments per rank are printed too
 
 and, inside the 2-rank run, one all-reduce of the gradients' flat buffer (0.8 M floats, 3.2 MB) timed alone
 with MPI's Allreduce (the engine) and with minigpt's ring (the definition). Printed: ms/step, tokens/s, the
@@ -42,6 +44,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--global-batch", type=int, default=24, help=argparse.SUPPRESS)
+    p.add_argument("--zero", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -55,6 +58,7 @@ from minigpt import optim  # noqa: E402
 from minigpt.model import GPT, GPTConfig  # noqa: E402
 from minigpt.parallel.allreduce import allreduce_sum, pack, ring_allreduce  # noqa: E402
 from minigpt.parallel.comm import world  # noqa: E402
+from minigpt.parallel.zero import ZeroAdamW  # noqa: E402
 from minigpt.training.batches import shard  # noqa: E402
 from minigpt.training.loop import train_step  # noqa: E402
 
@@ -63,7 +67,8 @@ def worker(args: argparse.Namespace) -> None:
     """One configuration, in this process (or this rank): prints one JSON line from rank 0."""
     comm = world()
     model = GPT(GPTConfig(**SHAPE, dropout=0.0), seed=0, dtype=np.float32)
-    opt = optim.AdamW(model.params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1)
+    kw = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.1}
+    opt = ZeroAdamW(model.params, comm, **kw) if args.zero else optim.AdamW(model.params, **kw)
     rng = np.random.default_rng(0)                       # the same on every rank: the same global batches
     T, V = SHAPE["block_size"], SHAPE["vocab_size"]
 
@@ -76,7 +81,9 @@ def worker(args: argparse.Namespace) -> None:
     step_ms = median_ms(step, args.steps, warmup=3)
     result = {"ranks": comm.size, "threads": args.threads, "global_batch": args.global_batch,
               "step_ms": step_ms, "tokens_per_s": args.global_batch * T / step_ms * 1e3}
-    if comm.size > 1:
+    if args.zero:
+        result["moment_bytes"], result["moment_bytes_unsharded"] = opt.moment_bytes()
+    if comm.size > 1 and not args.zero:
         _, grads = model.loss_and_grads(rng.integers(0, V, (1, T)), rng.integers(0, V, (1, T)))
         flat = pack(grads)                                                     # (n,) like a step's buffer
         result["allreduce_floats"] = int(flat.size)
@@ -109,6 +116,7 @@ def main() -> None:
     mpiexec = shutil.which("mpiexec")
     if mpiexec:
         rows["2 ranks, 1 thread each"] = run([mpiexec, "-n", "2", *me, "--threads", "1"])
+        rows["2 ranks, ZeRO-1"] = run([mpiexec, "-n", "2", *me, "--threads", "1", "--zero"])
     if args.json:
         print(json.dumps(rows))
         return
@@ -126,6 +134,10 @@ def main() -> None:
               f"Allreduce ({100 * mpi['allreduce_ms'] / mpi['step_ms']:.1f}% of a step), "
               f"{mpi['ring_ms']:.2f} ms with the ring (ring / engine "
               f"{mpi['ring_ms'] / mpi['allreduce_ms']:.2f}x)")
+        z = rows["2 ranks, ZeRO-1"]
+        print(f"  ZeRO-1: AdamW moments {z['moment_bytes'] / 2**20:.2f} MiB per rank vs "
+              f"{z['moment_bytes_unsharded'] / 2**20:.2f} MiB unsharded; step "
+              f"{z['step_ms'] / mpi['step_ms']:.2f}x the plain 2-rank step")
     else:
         print("  (no mpiexec: pip install -e '.[distributed]' for the 2-rank row)")
 
