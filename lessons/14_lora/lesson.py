@@ -21,15 +21,16 @@ for the whole model).
 # %%
 import math
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minigpt import optim
+from minigpt import hf, optim
 from minigpt.course.gradcheck import check_layer
 from minigpt.files.paths import figures_dir, quick
 from minigpt.finetune import tasks
-from minigpt.finetune.lora import LoRAConfig, LoRAGPT, adapter_shapes
+from minigpt.finetune.lora import LoRAConfig, LoRAGPT, adapter_shapes, lora_gpt_loss_and_grads
 from minigpt.layers.lora import lora_backward, lora_forward, lora_init, lora_merge, lora_unmerge
 from minigpt.model import GPT, GPTConfig, count_params
 from minigpt.sampling import generate
@@ -213,4 +214,32 @@ ax2.legend(fontsize=8, loc="upper right")
 fig.tight_layout()
 fig.savefig(FIG / "lora_vs_full.png", dpi=110)
 print(f"saved {FIG / 'lora_vs_full.png'}")
+
+# %% [markdown]
+# ## 6. The whole model against PEFT
+# make_reference.py wrapped a float64 GPT-2 (saved by transformers) with PEFT adapters on c_attn, c_proj and
+# c_fc, set A and B to seeded values, and stored the loss, every adapter's gradient, the gradient at the
+# embeddings and the merged model's logits. minigpt loads the same folder and the same adapters.
+
+# %%
+REF = Path(__file__).resolve().parent / "reference"
+tiny = hf.load_gpt2(REF / "tiny_gpt2", dtype=np.float64)
+with np.load(REF / "model_all.npz", allow_pickle=False) as z:
+    ref = {k: z[k] for k in z.files}
+peft_model = LoRAGPT(tiny, LoRAConfig(r=int(ref["r"]), alpha=float(ref["alpha"]), targets=ALL),
+                     params={k: v for k, v in ref.items() if k.startswith("h.")})
+loss, grads, dx = lora_gpt_loss_and_grads(tiny.params, peft_model.params, ref["idx"], ref["targets"],
+                                          tiny.config, peft_model.lora)
+
+
+def worst(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest element-wise relative difference."""
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+worst_grad = max(worst(g, ref["grad." + k]) for k, g in grads.items())
+worst_merged = worst(peft_model.merged().forward(ref["idx"]), ref["merged_logits"])
+print(f"vs PEFT ({len(grads)} adapters, r {int(ref['r'])}): loss {worst(np.float64(loss), ref['loss']):.1e}, "
+      f"dA/dB {worst_grad:.1e}, dx {worst(dx, ref['dx']):.1e}, merged logits {worst_merged:.1e} "
+      "(largest element-wise relative differences)")
 print(f"walk-through done in {time.time() - t_start:.0f} s")

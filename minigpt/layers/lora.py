@@ -15,7 +15,7 @@ The backward, with xd = dropout(x) (N, Cin), u = xd A (N, r) and dout (N, Cout):
     du  = s dout Bᵀ   (N, r)           dA = xdᵀ du                           (Cin, r)
     dx  = dout Wᵀ + dropout_backward(du Aᵀ)                                  (N, Cin)
 
-The adapter's path costs 2 N r (Cin + Cout) multiply-adds each way, against N Cin Cout for the frozen
+The adapter's path costs N r (Cin + Cout) multiply-adds forward, against N Cin Cout for the frozen
 matmul: with r = 8 and Cin = Cout = 768 that is 2 % of the layer.
 
 Not here: which layers get adapters, freezing the rest of the model, the optimizer (minigpt/finetune/lora.py);
