@@ -220,3 +220,118 @@ def test_merged_model_exports_and_loads(base, tmp_path):
     with torch.no_grad():
         logits = hf_model(torch.tensor(z["idx"])).logits.numpy()
     assert rel_error(logits, z["merged_logits"]) < 1e-12
+
+
+# ---- fine-tuning with LoRA through the training loop and the command line ------------------------------
+CHARS = "\n，。一二三四五六七八九十山水月花風雲"
+SMALL = {"max_iters": 6, "eval_interval": 2, "eval_iters": 2, "checkpoint_interval": 2, "batch_size": 4,
+         "lr": 1e-2, "warmup_iters": 1, "lr_decay_iters": 6}
+
+
+def quiet(_msg):
+    pass
+
+
+@pytest.fixture
+def run_base(tmp_path):
+    """A tiny pre-trained checkpoint (char tokenizer over CHARS) and a couplet-like task."""
+    from dataclasses import asdict
+
+    from minigpt.files import checkpoint
+    from minigpt.finetune import tasks
+    from minigpt.tokenizer import CharTokenizer
+    from minigpt.training.config import TrainConfig
+
+    tok = CharTokenizer(CHARS)
+    tok.save(tmp_path / "tok.json")
+    cfg = TrainConfig(n_layer=2, n_head=2, n_embd=8, block_size=16, batch_size=4, dataset="poems")
+    model = GPT(GPTConfig(tok.vocab_size, 16, 2, 2, 8), seed=0, dtype=np.float32)
+    state = {"iter": 0, "model_config": asdict(model.config), "train_config": asdict(cfg),
+             "rng": {"data": np.random.default_rng(0).bit_generator.state,
+                     "dropout": np.random.default_rng(1).bit_generator.state}}
+    checkpoint.save(tmp_path / "pre" / "best", model, optim.AdamW(model.params, lr=1e-3).state_dict(), state,
+                    tmp_path / "tok.json")
+    lines = [(a + b + "，", b + a + "。") for a in "一二三四五" for b in "山水月花風"]
+    tasks.write_jsonl(tmp_path / "train.jsonl", lines[:20])
+    tasks.write_jsonl(tmp_path / "val.jsonl", lines[20:])
+    return tmp_path
+
+
+def test_lora_finetune_checkpoints_adapters_only_and_resumes_exactly(run_base):
+    import json
+
+    from minigpt.files import checkpoint, safetensors
+    from minigpt.files.models import load_model
+    from minigpt.finetune import run as finetune
+
+    lora = LoRAConfig(r=2, alpha=4, dropout=0.1, targets=("c_attn", "c_fc"))
+    kw = dict(init=run_base / "pre", val=run_base / "val.jsonl", progress=False, log=quiet, lora=lora)
+    summary = finetune.finetune(run_base / "train.jsonl", run_base / "straight", overrides=SMALL, **kw)
+    assert summary["iter"] == 6
+    last = run_base / "straight" / "last"
+    saved = safetensors.load(last / "model.safetensors")
+    layers = ("attn.c_attn", "mlp.c_fc")
+    assert sorted(saved) == sorted(f"h.{i}.{n}.lora_{m}" for i in range(2) for n in layers for m in "AB")
+    moments = safetensors.load(last / "optimizer.safetensors")
+    assert len(moments) == 2 * len(saved) and all(".lora_" in k for k in moments)
+    state = json.loads((last / "state.json").read_text())
+    assert state["lora"]["r"] == 2 and state["lora"]["base"] == str((run_base / "pre" / "best").resolve())
+    base = load_model(run_base / "pre").model
+    assert all(np.array_equal(base.params[k], v) for k, v in checkpoint.load(
+        last, base=base).model.base.params.items())                        # the base never moved
+    vals = [json.loads(x)["val_loss"] for x in (run_base / "straight" / "log.jsonl").read_text().splitlines()
+            if json.loads(x)["kind"] == "eval"]
+    assert vals[-1] < vals[0]
+
+    finetune.finetune(run_base / "train.jsonl", run_base / "split", overrides=dict(SMALL, max_iters=3), **kw)
+    finetune.finetune(run_base / "train.jsonl", run_base / "split", overrides={"max_iters": 6}, resume=True,
+                      val=run_base / "val.jsonl", progress=False, log=quiet)
+    a = safetensors.load(last / "model.safetensors")
+    b = safetensors.load(run_base / "split" / "last" / "model.safetensors")
+    assert all(np.array_equal(a[k], b[k]) for k in a)                      # bit-identical after a resume
+
+    # eval and sample load a LoRA run like any other: the merged model
+    loaded = load_model(run_base / "straight")
+    adapted = checkpoint.load(run_base / "straight" / "best", base=base).model
+    idx = np.arange(1, 9)[None, :]
+    np.testing.assert_allclose(loaded.model.forward(idx), adapted.forward(idx), rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(ValueError, match="LoRA settings"):               # other LoRA settings on resume
+        finetune.finetune(run_base / "train.jsonl", run_base / "split", overrides={"max_iters": 8},
+                          resume=True, val=run_base / "val.jsonl", progress=False, log=quiet,
+                          lora=LoRAConfig(r=4))
+    with pytest.raises(checkpoint.CheckpointError, match="adapters only"):
+        checkpoint.load(last)
+    # the base changed after training: the adapters are refused for it
+    pre = checkpoint.load(run_base / "pre" / "best")
+    pre.model.params["h.0.attn.c_attn.weight"][0, 0] += 1.0
+    checkpoint.save(run_base / "pre" / "best", pre.model, pre.optimizer, pre.state, run_base / "tok.json")
+    with pytest.raises(checkpoint.CheckpointError, match="sha256 differs"):
+        finetune.finetune(run_base / "train.jsonl", run_base / "split", overrides={"max_iters": 8},
+                          resume=True, val=run_base / "val.jsonl", progress=False, log=quiet)
+
+
+def test_cli_finetune_lora_and_merge(run_base, capsys):
+    from minigpt.cli import main
+    from minigpt.files.models import load_model
+
+    def args(out):
+        return ["finetune", "--init-from", str(run_base / "pre"), "--task", str(run_base / "train.jsonl"),
+                "--out", str(run_base / out), "--no-progress", "--max_iters", "4", "--eval_interval", "2",
+                "--eval_iters", "1"]
+
+    out = run_base / "cli"
+    assert main([*args("cli"), "--lora", "2", "--lora-alpha", "4", "--lora_targets", "c_attn,c_proj",
+                 "--merge"]) == 0
+    text = capsys.readouterr().out
+    assert "LoRA r 2 (alpha 4) on c_attn,c_proj" in text and "frozen" in text
+    merged = hf.load_gpt2(out / "merged", dtype=np.float32)
+    idx = np.arange(1, 9)[None, :]
+    np.testing.assert_allclose(merged.forward(idx), load_model(out).model.forward(idx), rtol=1e-6, atol=1e-6)
+    assert (out / "merged" / "tokenizer.json").is_file()
+    assert main([*args("x"), "--lora-alpha", "4"]) == 2
+    assert "without --lora RANK" in capsys.readouterr().err
+    assert main([*args("y"), "--merge"]) == 2
+    assert "use it with --lora" in capsys.readouterr().err
+    assert main([*args("z"), "--lora", "2", "--lora-targets", "c_q"]) == 2
+    assert "unknown LoRA targets" in capsys.readouterr().err

@@ -21,7 +21,8 @@ generate with a KV cache (sample from merged()), or adapt several tasks at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -77,6 +78,23 @@ class LoRAConfig:
     def adapted(self) -> tuple[str, ...]:
         """The block's linear layers (short names, LINEARS order) that get an adapter."""
         return tuple(n for n in LINEARS if any(n == t or n.endswith("." + t) for t in self.targets))
+
+
+def base_fingerprint(params: Params) -> str:
+    """sha256 over a model's parameters (names, dtypes, shapes, bytes, in params' order): the identity of the
+    frozen base a LoRA checkpoint is valid for."""
+    digest = hashlib.sha256()
+    for name, value in params.items():
+        digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(np.ascontiguousarray(value).data)
+    return digest.hexdigest()
+
+
+def lora_state(lora: LoRAConfig, base: GPT, base_source: str) -> dict:
+    """What a checkpoint stores besides the adapters: the LoRA settings and the base model's identity
+    (where it was loaded from, its dtype and its fingerprint)."""
+    return {**asdict(lora), "targets": list(lora.targets), "base": base_source, "dtype": base.dtype.name,
+            "base_sha256": base_fingerprint(base.params)}
 
 
 def adapter_shapes(config: GPTConfig, lora: LoRAConfig) -> dict[str, tuple[int, int]]:
