@@ -335,3 +335,61 @@ def test_cli_finetune_lora_and_merge(run_base, capsys):
     assert "use it with --lora" in capsys.readouterr().err
     assert main([*args("z"), "--lora", "2", "--lora-targets", "c_q"]) == 2
     assert "unknown LoRA targets" in capsys.readouterr().err
+
+
+# ---- lesson 14's check fails the classic bugs ------------------------------------------------------------
+def _mutant(**changes):
+    """minigpt's layer module with some functions replaced: what a learner's buggy file looks like."""
+    from types import SimpleNamespace
+
+    from minigpt.layers import lora as layer
+
+    names = ("lora_forward", "lora_backward", "lora_merge", "lora_unmerge", "lora_init")
+    return SimpleNamespace(**{n: getattr(layer, n) for n in names} | changes)
+
+
+def _forward_without_scale(x, weight, bias, lora_A, lora_B, scale, dropout=0.0, rng=None, training=True):
+    return lora_forward(x, weight, bias, lora_A, lora_B, 1.0, dropout, rng, training)
+
+
+def _backward_without_frozen_path(dout, cache):
+    dx, dA, dB = lora_backward(dout, cache)
+    weight = cache[2]
+    return dx - (dout.reshape(-1, weight.shape[1]) @ weight.T).reshape(dx.shape), dA, dB
+
+
+def _forward_dropout_everywhere(x, weight, bias, lora_A, lora_B, scale, dropout=0.0, rng=None, training=True):
+    if training and dropout > 0:
+        x = x * (rng.random(x.shape) >= dropout) / (1 - dropout)
+    return lora_forward(x, weight, bias, lora_A, lora_B, scale)
+
+
+def _init_b_random(c_in, c_out, r, rng, dtype=np.float32):
+    A, _ = lora_init(c_in, c_out, r, rng, dtype)
+    return A, (0.01 * rng.standard_normal((r, c_out))).astype(dtype)
+
+
+def _merge_in_place(weight, lora_A, lora_B, scale):
+    weight += scale * (lora_A @ lora_B)
+    return weight
+
+
+@pytest.mark.parametrize("mutant,failing", [
+    ({"lora_forward": _forward_without_scale}, "scale multiplies the update"),
+    ({"lora_backward": _backward_without_frozen_path}, "lora_backward float64 vs PEFT: dx"),
+    ({"lora_forward": _forward_dropout_everywhere}, "dropout is the adapter's only"),
+    ({"lora_init": _init_b_random}, "lora_B is zero"),
+    ({"lora_merge": _merge_in_place}, "base weight is unchanged"),
+], ids=["no scale", "dx without the frozen path", "dropout on both paths", "B random", "merge in place"])
+def test_lesson_check_fails_classic_bugs(mutant, failing):
+    import io
+
+    from minigpt.course.grader import Grader, find_lesson, load_check
+
+    g = Grader(out=io.StringIO(), verbose=False)
+    load_check(find_lesson(14)).run(_mutant(**mutant), g)
+    failed = [r.name for r in g.results if r.status == "FAIL"]
+    assert any(failing in name for name in failed), failed
+    clean = Grader(out=io.StringIO(), verbose=False)
+    load_check(find_lesson(14)).run(_mutant(), clean)
+    assert clean.failed == 0 and clean.passed > 20
