@@ -15,6 +15,10 @@ gradient of the base, including the embeddings' and the head's: only dx flows, a
 Targets name layers as PEFT's target_modules do: "c_attn", "c_proj" (both attn.c_proj and mlp.c_proj),
 "c_fc", or a full short name ("attn.c_proj", "mlp.c_proj").
 
+A checkpoint of a LoRA run stores the adapters and lora_state(): the settings and the base's identity
+(where it came from, its dtype, base_fingerprint, a sha256 of its weights); minigpt/files/checkpoint.py
+reads it back and refuses a base whose weights changed.
+
 What this file deliberately does not do: train LayerNorms, biases or embeddings alongside the adapters,
 generate with a KV cache (sample from merged()), or adapt several tasks at once.
 """
