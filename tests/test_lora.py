@@ -302,6 +302,16 @@ def test_lora_finetune_checkpoints_adapters_only_and_resumes_exactly(run_base):
                           lora=LoRAConfig(r=4))
     with pytest.raises(checkpoint.CheckpointError, match="adapters only"):
         checkpoint.load(last)
+    damage = (("r", 0, "'r'"), ("targets", ["c_q"], "'targets'"), ("base_sha256", 7, "str"))
+    for field, bad, message in damage:
+        state = json.loads((last / "state.json").read_text())
+        state["lora"][field] = bad                                          # a damaged lora table
+        (run_base / "bad" / "last").mkdir(parents=True, exist_ok=True)
+        for name in ("model.safetensors", "optimizer.safetensors", "tokenizer.json"):
+            (run_base / "bad" / "last" / name).write_bytes((last / name).read_bytes())
+        (run_base / "bad" / "last" / "state.json").write_text(json.dumps(state))
+        with pytest.raises(checkpoint.CheckpointError, match=message):
+            load_model(run_base / "bad")
     # the base changed after training: the adapters are refused for it
     pre = checkpoint.load(run_base / "pre" / "best")
     pre.model.params["h.0.attn.c_attn.weight"][0, 0] += 1.0
