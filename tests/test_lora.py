@@ -3,6 +3,8 @@ arithmetic the chapter quotes (lessons/14_lora)."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -403,3 +405,41 @@ def test_lesson_check_fails_classic_bugs(mutant, failing):
     clean = Grader(out=io.StringIO(), verbose=False)
     load_check(find_lesson(14)).run(_mutant(), clean)
     assert clean.failed == 0 and clean.passed > 20
+
+
+MPIEXEC = shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(MPIEXEC is None or importlib.util.find_spec("mpi4py") is None,
+                    reason="mpiexec / mpi4py not installed (pip install -e '.[distributed]')")
+def test_lora_finetune_on_two_ranks_equals_one_process(run_base):
+    """Data parallel (lesson 13) with LoRA: the all-reduce sums the adapters' gradients only; 2 ranks x
+    batch 2 end with the adapters of one process with batch 4."""
+    import os
+    import subprocess
+    import sys
+
+    from minigpt.files import safetensors
+    from minigpt.finetune import run as finetune
+
+    settings = {"max_iters": 4, "eval_interval": 2, "eval_iters": 1, "lr": 1e-2, "dropout": 0.0,
+                "warmup_iters": 1}
+    lora = LoRAConfig(r=2, alpha=4, targets=("c_attn", "c_fc"))
+    finetune.finetune(run_base / "train.jsonl", run_base / "one", init=run_base / "pre", lora=lora,
+                      val=run_base / "val.jsonl", overrides={**settings, "batch_size": 4}, progress=False,
+                      log=quiet)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minigpt", "finetune", "--init-from",
+                           str(run_base / "pre"), "--task", str(run_base / "train.jsonl"), "--val",
+                           str(run_base / "val.jsonl"), "--out", str(run_base / "two"), "--no-progress",
+                           "--batch_size", "2", "--lora", "2", "--lora-alpha", "4", "--lora-targets",
+                           "c_attn,c_fc", *[f"--{k}={v}" for k, v in settings.items()]],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "LoRA r 2" in proc.stdout and "2 ranks x batch 2" in proc.stdout
+    a = safetensors.load(run_base / "one" / "last" / "model.safetensors")
+    b = safetensors.load(run_base / "two" / "last" / "model.safetensors")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-6, err_msg=name)
