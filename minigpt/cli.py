@@ -29,6 +29,7 @@ from minigpt.files.boundary import read_text
 from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
 from minigpt.finetune import run as finetune
+from minigpt.finetune.lora import LoRAConfig
 from minigpt.finetune.run import FINETUNE_DEFAULTS
 from minigpt.metrics import evaluate
 from minigpt.parallel.comm import ParallelError, world
@@ -365,8 +366,38 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", help="validation pairs, JSONL (default: a seeded 10%% of --task)")
     p.add_argument("--out", help="run folder (default: runs/finetune_<task file name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g = p.add_argument_group("LoRA (lessons/14_lora): freeze the model, train low-rank adapters")
+    g.add_argument("--lora", type=int, metavar="RANK",
+                   help="train rank-RANK adapters instead of every weight")
+    g.add_argument("--lora-alpha", "--lora_alpha", type=float, metavar="A",
+                   help="the update is scaled by A / RANK (default 8, PEFT's)")
+    g.add_argument("--lora-dropout", "--lora_dropout", type=float, metavar="P",
+                   help="dropout on the adapters' input (default 0)")
+    g.add_argument("--lora-targets", "--lora_targets", metavar="NAMES",
+                   help="comma-separated layers to adapt: c_attn, c_proj (attention's and the MLP's), c_fc, "
+                        "attn.c_proj, mlp.c_proj (default c_attn)")
+    g.add_argument("--merge", action="store_true", help="at the end, fold the adapters into the base and "
+                   "write OUT/merged/, a Hugging Face GPT-2 folder")
     _add_progress(p)
     _add_settings(p, "settings (override the defaults)", ("dataset", *MODEL_KEYS), FINETUNE_DEFAULTS)
+
+
+def _lora_config(args: argparse.Namespace) -> LoRAConfig | None:
+    """--lora RANK [--lora-alpha A] [--lora-dropout P] [--lora-targets a,b] -> a LoRAConfig, or None."""
+    if args.lora is None:
+        given = [f"--{k.replace('_', '-')}" for k in ("lora_alpha", "lora_dropout", "lora_targets")
+                 if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} without --lora RANK: give the rank too")
+        return None
+    settings: dict = {"r": args.lora}
+    if args.lora_alpha is not None:
+        settings["alpha"] = args.lora_alpha
+    if args.lora_dropout is not None:
+        settings["dropout"] = args.lora_dropout
+    if args.lora_targets is not None:
+        settings["targets"] = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+    return LoRAConfig(**settings)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -378,6 +409,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     try:
         summary = finetune.finetune(args.task, out, init=args.init_from, val=args.val,
                                     overrides=_overrides(args), resume=args.resume, progress=_progress(args),
+                                    lora=_lora_config(args), merge=args.merge,
                                     log=print if rank == 0 else _quiet)
     except (TrainingDiverged, ParallelError) as exc:      # under mpiexec: every rank stops, rank 0 says why
         if rank == 0:

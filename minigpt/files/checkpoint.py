@@ -15,6 +15,11 @@ Atomic: the files are written to a hidden temporary folder beside the target, fs
 in with two renames (old -> .<name>.old, temp -> <name>). A crash at any moment leaves either the old
 checkpoint or the new one complete: if it strikes between the renames, `resolve` finds the .old folder.
 
+A LoRA run (minigpt/finetune/lora.py) saves only its adapters in model.safetensors, and in state.json a "lora"
+table: r, alpha, dropout, targets, and the frozen base's identity (the folder it came from, its dtype, a
+sha256 of its weights). `lora_info(folder)` reads that table; `load(folder, base=...)` then needs the base
+model and refuses one whose weights are not the ones the adapters were trained on.
+
 What this file deliberately does not do: keep a history of checkpoints, compress, or save the data
 position (batches are random draws, so the RNG state *is* the data position).
 """
@@ -26,7 +31,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ from minigpt.files.boundary import (
     get_optional,
     read_json,
 )
+from minigpt.finetune.lora import TARGET_NAMES, LoRAConfig, LoRAGPT, adapter_shapes, base_fingerprint
 from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 
 FORMAT = "minigpt-checkpoint"
@@ -59,13 +65,13 @@ class Checkpoint:
     """A loaded checkpoint: the model, the optimizer's state_dict, state.json's content, the tokenizer."""
 
     folder: Path
-    model: GPT
+    model: GPT | LoRAGPT               # a LoRAGPT (base + adapters) when state.json has a "lora" table
     optimizer: dict[str, Any]
     state: dict[str, Any]
     tokenizer: Tokenizer
 
 
-def save(folder: str | Path, model: GPT, optimizer_state: dict[str, Any], state: dict[str, Any],
+def save(folder: str | Path, model: GPT | LoRAGPT, optimizer_state: dict[str, Any], state: dict[str, Any],
          tokenizer_file: str | Path) -> None:
     """Write a checkpoint folder atomically (see the module docstring). Refuses non-finite weights or
     moments: a checkpoint must never replace a good one with one that cannot be resumed."""
@@ -124,12 +130,52 @@ MAX_ITERS = 10**12
 _U128 = 2**128
 
 
-def load(folder: str | Path) -> Checkpoint:
+def lora_info(folder: str | Path) -> dict[str, Any] | None:
+    """The "lora" table of a checkpoint's state.json, checked field by field; None for a full model."""
+    path = resolve(folder) / "state.json"
+    try:
+        state, _ = read_state(path)
+        return lora_table(state, str(path))
+    except FileFormatError as exc:
+        raise CheckpointError(str(exc)) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+
+
+def lora_table(state: dict[str, Any], where: str) -> dict[str, Any] | None:
+    """state["lora"] checked (r, alpha, dropout, targets, base, dtype, base_sha256), or None."""
+    table = get_optional(state, "lora", dict, where)
+    if table is None:
+        return None
+    at = f"{where}: lora"
+    info = {"r": get_field(table, "r", int, at, lo=1, hi=1 << 20),
+            "alpha": get_field(table, "alpha", float, at, lo=0.0),
+            "dropout": get_field(table, "dropout", float, at, lo=0.0, hi=0.99),
+            "targets": get_field(table, "targets", list, at),
+            "base": get_field(table, "base", str, at),
+            "dtype": get_field(table, "dtype", str, at),
+            "base_sha256": get_field(table, "base_sha256", str, at)}
+    if not info["targets"] or not all(isinstance(t, str) and t in TARGET_NAMES for t in info["targets"]):
+        raise FileFormatError(f"{at}: field 'targets' must list names among {', '.join(TARGET_NAMES)}")
+    if info["dtype"] not in ("float32", "float64") or info["alpha"] <= 0:
+        raise FileFormatError(f"{at}: dtype must be float32 or float64 and alpha positive")
+    return info
+
+
+def _lora_config(info: dict[str, Any]) -> LoRAConfig:
+    return LoRAConfig(r=info["r"], alpha=info["alpha"], dropout=info["dropout"],
+                      targets=tuple(info["targets"]))
+
+
+def load(folder: str | Path, base: GPT | None = None) -> Checkpoint:
     """Read and check a checkpoint folder; every problem is a CheckpointError naming the file.
 
     Order matters: state.json is checked field by field (types, ranges, the RNG states' structure) and the
     model's parameter count is compared with model.safetensors' header before any tensor is read, so a
     damaged or hostile `n_layer: 100000000` is a one-line error, not a MemoryError.
+
+    A LoRA checkpoint (a "lora" table in state.json) needs its frozen base model: `lora_info(folder)["base"]`
+    says where it was loaded from, and its weights must have the fingerprint the checkpoint recorded.
     """
     folder = resolve(folder)
     for name in FILES:
@@ -137,15 +183,17 @@ def load(folder: str | Path) -> Checkpoint:
             raise CheckpointError(f"{folder / name} is missing: the checkpoint is incomplete")
     try:
         state, config = read_state(folder / "state.json")
+        lora = lora_table(state, str(folder / "state.json"))
         model_file, opt_file = folder / "model.safetensors", folder / "optimizer.safetensors"
-        dtype = _check_sizes(config, model_file, opt_file)
+        dtype = _check_sizes(config, model_file, opt_file, None if lora is None else _lora_config(lora))
     except (FileFormatError, safetensors.SafetensorsError) as exc:
         raise CheckpointError(str(exc)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {folder}: {exc}") from None
     params = _load_tensors(model_file)
     try:
-        model = GPT(config, dtype=dtype, params=params)
+        model = GPT(config, dtype=dtype, params=params) if lora is None else \
+            _with_adapters(folder, lora, config, base, params)
     except ValueError as exc:
         raise CheckpointError(f"{model_file}: {exc}") from None
     opt: dict[str, Any] = dict(_load_tensors(opt_file))
@@ -238,10 +286,11 @@ def check_pcg64_state(value: dict[str, Any], where: str) -> None:
         raise FileFormatError(f"{where}: not a PCG64 state numpy accepts ({exc})") from None
 
 
-def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtype:
+def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path,
+                 lora: LoRAConfig | None = None) -> np.dtype:
     """Headers only: the model file must hold count_params(config) values of one float dtype, its tensors
     named and shaped as the config's parameters, and every optimizer tensor "<kind>.<param>" shaped like
-    its parameter. Returns the dtype. No tensor is read."""
+    its parameter. Returns the dtype. No tensor is read. With lora: the adapters' names and shapes."""
     header = safetensors.read_header(model_file)
     codes = {info.dtype for info in header.tensors.values()}
     if not header.tensors or len(codes) != 1 or not codes <= {"F32", "F64"}:
@@ -249,11 +298,12 @@ def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtyp
                               f"{sorted(codes) or 'no tensors'}")
     dtype = np.dtype(np.float32) if codes == {"F32"} else np.dtype(np.float64)
     have = sum(math.prod(info.shape) for info in header.tensors.values())
-    want = count_params(config)
+    shapes = param_shapes(config) if lora is None else adapter_shapes(config, lora)
+    want = count_params(config) if lora is None else sum(math.prod(s) for s in shapes.values())
     if have != want:
         raise FileFormatError(f"{model_file} holds {have:,} values but state.json's model_config describes "
-                              f"{want:,} parameters: the files come from different runs")
-    shapes = param_shapes(config)
+                              f"{want:,} {'parameters' if lora is None else 'adapter values'}: the files "
+                              "come from different runs")
     for name, info in header.tensors.items():
         if shapes.get(name) != info.shape:
             raise FileFormatError(f"{model_file}: tensor {name!r:.80} {info.shape} is not a parameter of "
@@ -263,6 +313,22 @@ def _check_sizes(config: GPTConfig, model_file: Path, opt_file: Path) -> np.dtyp
             raise FileFormatError(f"{opt_file}: tensor {key!r:.80} {info.shape} is not the moment of a "
                                   "model parameter of that shape: the files come from different runs")
     return dtype
+
+
+def _with_adapters(folder: Path, lora: dict[str, Any], config: GPTConfig, base: GPT | None,
+                   adapters: dict[str, np.ndarray]) -> LoRAGPT:
+    """The checkpoint's adapters on `base`, after checking that base is the model they were trained on."""
+    if base is None:
+        raise CheckpointError(f"{folder} holds LoRA adapters only: load it with its base model "
+                              f"({lora['base']}); minigpt.files.models.load_model does that")
+    if GPTConfig(**(asdict(base.config) | {"dropout": config.dropout})) != config:
+        raise CheckpointError(f"{folder}: the base model's config {asdict(base.config)} is not the one the "
+                              f"adapters were trained on ({asdict(config)})")
+    if base_fingerprint(base.params) != lora["base_sha256"]:
+        raise CheckpointError(f"{folder}: the base model ({lora['base']}) is not the one these adapters were "
+                              "trained on (its weights' sha256 differs): restore that base, or train anew")
+    frozen = GPT(config, dtype=base.dtype, params=base.params)          # the run's dropout, the same arrays
+    return LoRAGPT(frozen, _lora_config(lora), params=adapters)
 
 
 def _load_tensors(path: Path) -> dict[str, np.ndarray]:

@@ -5,6 +5,10 @@
     loaded = load_model("~/.cache/minigpt/models/gpt2")   # a Hugging Face GPT-2 folder
     loaded.model, loaded.tokenizer, loaded.eos_id
 
+A LoRA fine-tuning run's checkpoint holds adapters only: its base model is loaded from the folder its
+state.json names (and checked against the recorded fingerprint), and `model` is the merged GPT, so sample,
+eval and --init-from use it like any other model.
+
 What it returns says where the model came from (kind, folder), the run's settings for a checkpoint, and the
 end-of-text id the sampler should stop at (a checkpoint's <|endoftext|> token if its tokenizer has one; a
 Hugging Face folder's generation_config.json / config.json eos_token_id).
@@ -68,8 +72,14 @@ def load_model(path: str | Path, dtype: Any = None) -> LoadedModel:
         return LoadedModel(path.name, path, "hf", model, hf.load_gpt2_tokenizer(path), None,
                            eos_id=hf.read_eos_token_id(path, model.config.vocab_size))
     folder = resolve_checkpoint(path)
-    ckpt = checkpoint.load(folder)
-    model = ckpt.model
+    lora = checkpoint.lora_info(folder)
+    if lora is None:
+        ckpt = checkpoint.load(folder)
+        model = ckpt.model
+    else:                                      # adapters only: load the base they were trained on, merge
+        base = load_model(lora["base"], dtype=lora["dtype"]).model
+        ckpt = checkpoint.load(folder, base=base)
+        model = ckpt.model.merged()
     if dtype is not None and np.dtype(dtype) != model.dtype:
         model = GPT(model.config, dtype=dtype, params={k: v.astype(dtype) for k, v in model.params.items()})
     specials = getattr(ckpt.tokenizer, "special_tokens", {}) or {}

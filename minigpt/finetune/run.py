@@ -18,7 +18,13 @@ Checkpoints, log.jsonl, loss.png, Ctrl-C and --resume behave exactly as in train
 fine-tuning run ends bit-identical to one that never stopped. The task files' sha256 is the dataset identity
 a resume checks. Without --val, a seeded 10% of the task file (at least one example) is held out for it.
 
-What this file deliberately does not do: LoRA or other parameter-efficient methods, freezing layers,
+LoRA (lora=LoRAConfig(...), `--lora RANK`): the base model stays frozen and only low-rank adapters train
+(minigpt/finetune/lora.py, lessons/14_lora); AdamW holds moments for the adapters alone, and the checkpoints
+hold the adapters plus the base's identity (checkpoint.py), so a resume reloads the base from where it came
+from and refuses one whose weights changed. merge=True (`--merge`) then writes out/merged/, a plain GPT-2
+folder with the adapters folded into the weights (best/'s adapters, else last/'s), which transformers loads.
+
+What this file deliberately does not do: other parameter-efficient methods, freezing chosen layers,
 several tasks at once, or packing several examples into one row.
 """
 
@@ -32,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from minigpt import hf
 from minigpt.files import checkpoint
-from minigpt.files.models import LoadedModel, load_model
+from minigpt.files.models import LoadedModel, is_hf_folder, load_model
+from minigpt.finetune.lora import LoRAConfig
 from minigpt.finetune.tasks import END, Example, TaskBatches, encode_examples, read_jsonl
 from minigpt.parallel.comm import world
 from minigpt.training.batches import Data
@@ -113,16 +121,22 @@ def split_examples(examples: list[Example], fraction: float,
 
 def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = None,
              val: str | Path | None = None, overrides: dict[str, Any] | None = None, resume: bool = False,
-             end: str = END, progress: bool = True, log=print) -> dict[str, Any]:
+             end: str = END, progress: bool = True, lora: LoRAConfig | None = None, merge: bool = False,
+             log=print) -> dict[str, Any]:
     """Fine-tune on a task file; checkpoints in out/last and out/best. Returns train()'s summary.
 
     init: the base model, any folder minigpt/files/models.py's load_model takes (a run, a checkpoint or a
-    Hugging Face GPT-2 folder). On resume the base is out/last itself.
+    Hugging Face GPT-2 folder). On resume the base is out/last itself (a LoRA run's: its base + adapters).
+    lora: train LoRA adapters instead of every weight; merge: then write out/merged/ (see the docstring).
     """
     out = Path(out)
     comm = world()                                   # under mpiexec only rank 0 writes files
+    if merge and lora is None and not (resume and checkpoint.lora_info(out / "last")):
+        raise ValueError("--merge folds LoRA adapters into the base: use it with --lora RANK")
     if resume:
-        ckpt = checkpoint.load(out / "last")
+        identity = checkpoint.lora_info(out / "last")
+        base = None if identity is None else load_model(identity["base"], dtype=identity["dtype"]).model
+        ckpt = checkpoint.load(out / "last", base=base)
         cfg = resume_config(ckpt.state["train_config"], overrides, str(out / "last" / "state.json"))
         base_tok, tok_file = ckpt.tokenizer, ckpt.folder / "tokenizer.json"
         vocab = ckpt.model.config.vocab_size
@@ -149,5 +163,31 @@ def finetune(task: str | Path, out: str | Path, *, init: str | Path | None = Non
     comm.barrier()                                   # the other ranks read it only once it is complete
     data = task_data(base_tok, own, vocab, task, val, cfg, end)
     log(f"task {task}: {len(data.train):,} train / {len(data.val):,} val examples (loss on responses only)")
-    return train(cfg, out, data, resume=resume, init_from=init_path, progress=progress, sample=False,
-                 log=log, comm=comm)
+    summary = train(cfg, out, data, resume=resume, init_from=init_path, progress=progress, sample=False,
+                    log=log, comm=comm, lora=lora)
+    if merge and not summary["interrupted"] and comm.rank == 0:
+        summary["merged"] = str(merge_adapters(out, log))
+    return summary
+
+
+def merge_adapters(out: str | Path, log=print) -> Path:
+    """out/best's (else out/last's) adapters folded into their base -> out/merged/, a Hugging Face GPT-2
+    folder (config.json, model.safetensors; the base's vocab.json and merges.txt when it has them, else our
+    tokenizer.json)."""
+    out = Path(out)
+    source = out / "best" if (out / "best" / "state.json").is_file() else out / "last"
+    identity = checkpoint.lora_info(source)
+    if identity is None:
+        raise ValueError(f"{source} is not a LoRA checkpoint: there is nothing to merge")
+    loaded = load_model(source)                      # the base, checked, with the adapters merged in
+    folder = out / "merged"
+    hf.save_gpt2(loaded.model, folder)
+    base = Path(identity["base"])
+    if is_hf_folder(base) and (base / "vocab.json").is_file() and (base / "merges.txt").is_file():
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copyfile(base / name, folder / name)
+    else:
+        shutil.copyfile(source / "tokenizer.json", folder / "tokenizer.json")
+    log(f"merged {source}'s adapters into {identity['base']}: wrote {folder} ({loaded.model.num_params():,} "
+        "parameters, a Hugging Face GPT-2 folder)")
+    return folder

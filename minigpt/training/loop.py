@@ -67,6 +67,7 @@ from minigpt.files import checkpoint
 from minigpt.files.boundary import get_field
 from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
+from minigpt.finetune.lora import LoRAConfig, LoRAGPT, lora_state
 from minigpt.model import GPT, GPTConfig
 from minigpt.parallel.allreduce import allreduce_sum, pack, unpack
 from minigpt.parallel.comm import Comm, ParallelError, Single, world
@@ -97,7 +98,7 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
     return optim.cosine_lr(it, cfg.lr, cfg.warmup_iters, cfg.lr_decay_iters, cfg.min_lr)
 
 
-def train_step(model: GPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray, np.ndarray]],
+def train_step(model: GPT | LoRAGPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray, np.ndarray]],
                grad_clip: float = 1.0, dropout_rng: np.random.Generator | None = None,
                comm: Comm | None = None, weights: list[float] | None = None) -> tuple[float, float]:
     """One optimizer step on the mean loss of the micro-batches; returns (mean loss, norm before clipping).
@@ -153,7 +154,7 @@ class Run:
     cfg: TrainConfig
     out: Path
     data: Data
-    model: GPT
+    model: GPT | LoRAGPT               # LoRA: the frozen base with adapters; params are the adapters
     opt: optim.AdamW | ZeroAdamW
     data_rng: np.random.Generator      # which windows each step trains on
     drop_rng: np.random.Generator      # dropout masks
@@ -163,6 +164,7 @@ class Run:
     evaluated: bool = False            # the evaluation at `it` is done (a checkpoint saved right after it)
     start: int = 0                     # where this process began (a resume does not re-save what it loaded)
     comm: Comm = field(default_factory=Single)   # rank 0 of 1, or of an MPI world
+    lora: dict[str, Any] | None = None  # LoRA settings and the base's identity, saved in state.json
 
     def save(self, name: str, eval_done: bool) -> Path:
         """Write out/<name> (rank 0 only: the other ranks hold the same weights). Under ZeRO-1 every rank
@@ -177,6 +179,8 @@ class Run:
                          "dropout": self.drop_rng.bit_generator.state},
                  "dataset": self.data.name, "dataset_sha256": self.data.sha256, "stale_evals": self.stale,
                  "world_size": self.comm.size}
+        if self.lora is not None:
+            state["lora"] = self.lora
         checkpoint.save(self.out / name, self.model, opt_state or self.opt.state_dict(), state,
                         self.data.tokenizer_file)
         return self.out / name
@@ -187,11 +191,12 @@ class Run:
 
 def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, resume: bool = False,
           init_from: str | Path | None = None, progress: bool = True, sample: bool = True,
-          log=print, comm: Comm | None = None) -> dict[str, Any]:
+          log=print, comm: Comm | None = None, lora: LoRAConfig | None = None) -> dict[str, Any]:
     """Run (or continue) a training run in out_dir; returns a summary dict (iters, losses, time, ...).
 
     data: the batch sources (default: the prepared dataset data/<cfg.dataset>); fine-tuning passes task
-    batches (minigpt/finetune/run.py).
+    batches (minigpt/finetune/run.py). lora: train LoRA adapters on the frozen init_from model instead of
+    every weight (minigpt/finetune/lora.py); a resumed LoRA run takes its settings from its checkpoint.
     comm: the ranks to train with (default: parallel.comm.world(), an MPI world under mpiexec, else one
     process). With N ranks, cfg.batch_size is per rank: every step trains on N x batch_size rows; rank 0
     alone prints and writes files.
@@ -204,7 +209,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
     if comm.rank != 0:
         log, progress = _silent, False
     try:
-        return _train(cfg, out, data, resume, init_from, progress, sample, log, comm)
+        return _train(cfg, out, data, resume, init_from, progress, sample, log, comm, lora)
     except (TrainingDiverged, ParallelError):
         raise                                               # decided by every rank together
     except BaseException as exc:
@@ -216,8 +221,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
 
 
 def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str | Path | None,
-           progress: bool, sample: bool, log, comm: Comm) -> dict[str, Any]:
-    run = start_run(cfg, out, data, resume, init_from, log, comm)
+           progress: bool, sample: bool, log, comm: Comm, lora: LoRAConfig | None = None) -> dict[str, Any]:
+    run = start_run(cfg, out, data, resume, init_from, log, comm, lora)
     comm.barrier()                                          # every rank has read before rank 0 writes
     book = Logbook(out / "log.jsonl", run.it, run.evaluated, write=comm.rank == 0)
     bar = tqdm(total=cfg.max_iters, initial=run.it, disable=not progress, dynamic_ncols=True, unit="it")
@@ -279,7 +284,8 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
         log(f"done: {run.it} iterations in {elapsed:.0f} s; val loss {val} (best {run.best_val:.4f}); "
             f"checkpoints in {out}/last and {out}/best")
         if sample and cfg.sample_tokens > 0 and comm.rank == 0:
-            print_sample(run.model, load_tokenizer(data.tokenizer_file), cfg, log)
+            model = run.model.merged() if isinstance(run.model, LoRAGPT) else run.model
+            print_sample(model, load_tokenizer(data.tokenizer_file), cfg, log)
     return summary
 
 
@@ -351,8 +357,9 @@ def check_finite(run: Run, loss: float, norm: float) -> None:
 
 
 def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str | Path | None,
-              log, comm: Comm | None = None) -> Run:
-    """A fresh run (weights initialised or --init-from), or the run in out/last restored exactly."""
+              log, comm: Comm | None = None, lora: LoRAConfig | None = None) -> Run:
+    """A fresh run (weights initialised or --init-from, with LoRA adapters if asked), or the run in
+    out/last restored exactly."""
     comm = Single() if comm is None else comm
     if comm.rank == 0:
         checkpoint.remove_stale_temporaries(out)         # what a kill during a save left behind
@@ -370,11 +377,19 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
                              f"(or delete {out})")
         model = GPT(mconf, seed=cfg.seed, dtype=dtype) if init_from is None else \
             _init_from(init_from, mconf, dtype)
+        identity = None
+        if lora is not None:                             # freeze the model; train adapters beside it
+            if init_from is None:
+                raise ValueError("LoRA adapts a trained model: give the base with --init-from")
+            identity = lora_state(lora, model, str(Path(init_from).expanduser().resolve()))
+            model = LoRAGPT(model, lora, seed=cfg.seed)
         opt = make_optimizer(cfg, model.params, comm)
-        run = Run(cfg, out, data, model, opt, data_rng, drop_rng, comm=comm)
+        run = Run(cfg, out, data, model, opt, data_rng, drop_rng, comm=comm, lora=identity)
     else:
         try:
-            ckpt = checkpoint.load(out / "last")
+            identity = checkpoint.lora_info(out / "last")
+            base = None if identity is None else _init_from(identity["base"], mconf, dtype)
+            ckpt = checkpoint.load(out / "last", base=base)
         except checkpoint.CheckpointError as exc:
             raise checkpoint.CheckpointError(f"cannot resume: {exc}. Start without --resume to begin a new "
                                              "run") from None
@@ -390,6 +405,13 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
             raise ParallelError(f"{out}/last was trained on {ranks} rank(s) (global batch {ranks} x "
                                 f"{cfg.batch_size}); this is {comm.size}. Resume with `mpiexec -n {ranks} "
                                 "...` (or without mpiexec for 1), or start a new run with --init-from")
+        keys = ("r", "alpha", "dropout", "targets")
+        saved_lora = None if identity is None else {k: identity[k] for k in keys}
+        if lora is not None and saved_lora != {"r": lora.r, "alpha": float(lora.alpha),
+                                               "dropout": float(lora.dropout), "targets": list(lora.targets)}:
+            raise ValueError(f"--resume: {out}/last was not trained with these LoRA settings (its own: "
+                             f"{saved_lora}); resume without the LoRA options (the checkpoint's are used), "
+                             "or start a new run")
         if ckpt.state.get("dataset_sha256") != data.sha256:
             raise ValueError(f"{out}/last was trained on other data than {data.name} (source sha256 "
                              "differs); resume with the same dataset")
@@ -404,12 +426,17 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
         run = Run(cfg, out, data, ckpt.model, opt, data_rng, drop_rng, it=ckpt.state["iter"],
                   best_val=math.inf if best is None else float(best),
                   stale=int(ckpt.state.get("stale_evals", 0)), evaluated=bool(ckpt.state.get("eval_done")),
-                  comm=comm)
+                  comm=comm, lora=identity)
     run.start = run.it
     out.mkdir(parents=True, exist_ok=True)
     ranks = f"; {comm.size} ranks x batch {cfg.batch_size}" if comm.size > 1 else ""
+    size = f"model {run.model.num_params():,} parameters"
+    if isinstance(run.model, LoRAGPT):
+        lc = run.model.lora
+        size = (f"model {run.model.base.num_params():,} parameters, frozen; LoRA r {lc.r} "
+                f"(alpha {lc.alpha:g}) on {','.join(lc.targets)}: {run.model.num_params():,} trainable")
     log(f"{data.name}: {len(data.train):,} train / {len(data.val):,} val {data.unit}, vocab "
-        f"{data.vocab_size}; model {run.model.num_params():,} parameters{ranks}; "
+        f"{data.vocab_size}; {size}{ranks}; "
         f"{'resuming at' if resume else 'starting at'} iter {run.it} of {cfg.max_iters}; writing to {out}")
     if isinstance(run.opt, ZeroAdamW):
         mine, whole = run.opt.moment_bytes()
