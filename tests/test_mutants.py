@@ -1,0 +1,103 @@
+"""The grader must fail known bugs, and name them: mutants of minigpt's own solution, one per classic bug.
+
+Each mutant is minigpt's module with one piece of source text replaced (the replacement must occur in
+the source exactly `count` times, so a mutant cannot silently stop mutating when the code changes). The
+lesson's check grades the mutant on the step that covers the bug; the test asserts the step fails and
+the report contains the expected diagnosis (a named bug signature or the chapter's pitfall). A grader that
+passes a known bug is a failing test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import sys
+import types
+from dataclasses import dataclass
+
+import pytest
+
+from minigpt.course.grader import grade
+
+
+@dataclass(frozen=True)
+class Mutant:
+    lesson: str
+    step: int
+    bug: str                      # the classic bug, in words (the test id)
+    module: str                   # where minigpt defines the mutated code
+    old: str
+    new: str
+    expect: tuple[str, ...]       # every phrase must appear in the report
+    impl: str | None = None       # the module graded (default: module); a package re-exporting it
+    count: int = 1
+
+
+def build(m: Mutant) -> types.ModuleType:
+    """minigpt's module with m.old replaced by m.new, as a fresh module object (nothing else changes)."""
+    original = importlib.import_module(m.module)
+    source = inspect.getsource(original)
+    assert source.count(m.old) == m.count, f"{m.module}: {m.old!r} occurs {source.count(m.old)} times"
+    name = f"_mutant_{m.module.replace('.', '_')}"
+    mod = types.ModuleType(name)
+    mod.__file__ = original.__file__
+    sys.modules[name] = mod                        # dataclasses and typing look the module up by name
+    try:
+        exec(compile(source.replace(m.old, m.new), original.__file__ or name, "exec"), mod.__dict__)
+    finally:
+        del sys.modules[name]
+    if m.impl is None or m.impl == m.module:
+        return mod
+    package = importlib.import_module(m.impl)
+    merged = types.ModuleType(f"_mutant_{m.impl.replace('.', '_')}")
+    merged.__dict__.update(package.__dict__)
+    for key, value in mod.__dict__.items():
+        if key in package.__dict__ and getattr(value, "__module__", None) == name:
+            merged.__dict__[key] = value
+    return merged
+
+
+MUTANTS = [
+    # ---- 03 layer-norm -------------------------------------------------------------------------------
+    Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
+           "var = np.mean(xc * xc, axis=-1, keepdims=True)",
+           "var = np.sum(xc * xc, axis=-1, keepdims=True) / (x.shape[-1] - 1)",
+           ("Unbiased variance", "constant ratio")),
+    Mutant("03", 1, "eps outside the root", "minigpt.layers.layernorm",
+           "rstd = 1.0 / np.sqrt(var + eps)", "rstd = 1.0 / (np.sqrt(var) + eps)",
+           ("eps outside the root",)),
+    Mutant("03", 1, "one-pass variance", "minigpt.layers.layernorm",
+           "var = np.mean(xc * xc, axis=-1, keepdims=True)",
+           "var = np.mean(x * x, axis=-1, keepdims=True) - mean * mean",
+           ("mean(x**2) - mean(x)**2",)),
+    Mutant("03", 2, "dx without mean(dxhat)", "minigpt.layers.layernorm",
+           "dx = rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)",
+           "dx = rstd * (dxhat - xhat * mean_dxhat_xhat)",
+           ("Forgetting a term in dx", "relative error")),
+    Mutant("03", 2, "dx without the variance term", "minigpt.layers.layernorm",
+           "dx = rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)",
+           "dx = rstd * (dxhat - mean_dxhat)",
+           ("Forgetting a term in dx",)),
+    Mutant("03", 2, "dweight not summed over rows", "minigpt.layers.layernorm",
+           "dweight = (dout * xhat).reshape(-1, C).sum(axis=0)", "dweight = (dout * xhat)",
+           ("missing sum",)),
+]
+
+
+@pytest.mark.parametrize("m", MUTANTS, ids=[f"{m.lesson}-step{m.step}-{m.bug}" for m in MUTANTS])
+def test_grader_fails_and_names_the_mutant(m: Mutant):
+    out = io.StringIO()
+    g = grade(m.lesson, impl=build(m), out=out, step=m.step)
+    text = out.getvalue()
+    assert g.failed > 0, f"the grader passed a known bug ({m.bug}):\n{text}"
+    for phrase in m.expect:
+        assert phrase in text, f"{m.bug}: {phrase!r} not in the report:\n{text}"
+
+
+def test_every_lesson_has_mutants():
+    covered = {m.lesson for m in MUTANTS}
+    assert covered == {f"{n:02d}" for n in range(1, 13)} - MISSING, sorted(covered)
+
+
+MISSING: set[str] = set()
