@@ -59,6 +59,25 @@ def build(m: Mutant) -> types.ModuleType:
 
 
 MUTANTS = [
+    # ---- 02 embeddings and dropout ----------------------------------------------------------------------
+    Mutant("02", 2, "dwte[idx] += dout loses repeats", "minigpt.layers.embedding",
+           "np.add.at(dwte, idx.reshape(-1), dout.reshape(-1, C))",
+           "dwte[idx.reshape(-1)] += dout.reshape(-1, C)", ("loses repeats",), impl="minigpt.layers"),
+    Mutant("02", 1, "negative ids read the last row", "minigpt.layers.embedding",
+           "(idx.min() < 0 or idx.max() >= V)", "(idx.max() >= V)", ("Negative ids", "did not raise"),
+           impl="minigpt.layers"),
+    Mutant("02", 1, "forgetting start", "minigpt.layers.embedding",
+           "out = wte[idx] + wpe[start:start + T]", "out = wte[idx] + wpe[:T]", ("Forgetting start",),
+           impl="minigpt.layers"),
+    Mutant("02", 2, "dwpe not summed over the batch", "minigpt.layers.embedding",
+           "dwpe[start:start + T] = dout.sum(axis=0)", "dwpe[start:start + T] = dout[0]",
+           ("dwpe",), impl="minigpt.layers"),
+    Mutant("02", 3, "dropout without the scale", "minigpt.layers.dropout",
+           "mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))", "mask = keep.astype(x.dtype)",
+           ("Dropout without the scale", "constant ratio"), impl="minigpt.layers"),
+    Mutant("02", 3, "backward without the forward's scale", "minigpt.layers.dropout",
+           "return dout if mask is None else dout * mask", "return dout if mask is None else dout * (mask != 0)",
+           ("forward's mask", "constant ratio"), impl="minigpt.layers"),
     # ---- 03 layer-norm -------------------------------------------------------------------------------
     Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",
