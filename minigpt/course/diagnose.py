@@ -83,6 +83,8 @@ def diagnose(got: np.ndarray, want: np.ndarray, rtol: float, atol: float,
         return ["all zeros: yours is zero everywhere, the reference is not"]
     if _close(-got, want, r, a):
         return ["sign flip: yours ≈ -1 × reference"]
+    if got.size == 1 and float(want.ravel()[0]) != 0.0:
+        lines.append(f"yours / reference = {float(got.ravel()[0] / want.ravel()[0]):.6g}")
     ww = float(np.sum(want * want))
     if ww > 0 and got.size > 1:
         k = float(np.sum(got * want) / ww)

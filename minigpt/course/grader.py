@@ -181,15 +181,16 @@ class Grader:
 
     # ---- cases -----------------------------------------------------------------------------------
     @contextmanager
-    def case(self, name: str, pitfall: str | None = None) -> Iterator[None]:
+    def case(self, name: str, pitfall: str | tuple[str, ...] | None = None) -> Iterator[None]:
         """Group checks under a name; an exception inside is recorded as a FAIL and grading goes on.
 
-        pitfall: a key of the lesson's hints.toml [pitfalls] (or the text itself), printed once with the
-        case's first failure. A NotImplementedError inside a step ends the step ("not started").
+        pitfall: a key of the lesson's hints.toml [pitfalls] (or the text itself), or several, printed
+        once with the case's first failure. A NotImplementedError inside a step ends the step ("not started").
         """
         previous, self._prefix = self._prefix, f"{name}: "
         saved = self._pitfall, self._pitfall_shown
-        self._pitfall = self.hints.pitfalls.get(pitfall, pitfall) if pitfall else None
+        keys = (pitfall,) if isinstance(pitfall, str) else tuple(pitfall or ())
+        self._pitfall = " Or: ".join(self.hints.pitfalls.get(k, k) for k in keys) or None
         self._pitfall_shown = False
         try:
             yield
