@@ -58,6 +58,8 @@ def build(m: Mutant) -> types.ModuleType:
     return merged
 
 
+TRAIN_IMPL = "minigpt.training.train"       # where lesson 09's IMPL gathers get_batch, estimate_loss, train_step
+
 MUTANTS = [
     # ---- 02 embeddings and dropout ----------------------------------------------------------------------
     Mutant("02", 2, "dwte[idx] += dout loses repeats", "minigpt.layers.embedding",
@@ -163,6 +165,19 @@ MUTANTS = [
            ("never 0",)),
     Mutant("08", 7, "clipping a copy", "minigpt.optim",
            "            g *= coef\n", "            g = g * coef\n", ("not updated in place",)),
+    # ---- 09 the training loop ---------------------------------------------------------------------------
+    Mutant("09", 1, "targets not shifted", "minigpt.datasets.prepared",
+           "ids[starts[:, None] + offsets + 1]", "ids[starts[:, None] + offsets]",
+           ("shift by one", "Off-by-one windows"), impl=TRAIN_IMPL),
+    Mutant("09", 1, "one start too few", "minigpt.datasets.prepared",
+           "rng.integers(0, n - block_size, size=batch_size)", "rng.integers(0, n - block_size - 1, size=batch_size)",
+           ("Off-by-one windows",), impl=TRAIN_IMPL),
+    Mutant("09", 3, "summing the micro-batches", "minigpt.training.train",
+           "scale = 1.0 / len(batches)", "scale = 1.0", ("Gradient accumulation",),
+           impl=TRAIN_IMPL),
+    Mutant("09", 3, "stepping on a NaN", "minigpt.training.train",
+           "if math.isfinite(loss) and math.isfinite(norm):", "if True:", ("A NaN must never reach",),
+           impl=TRAIN_IMPL),
     # ---- 03 layer-norm -------------------------------------------------------------------------------
     Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",

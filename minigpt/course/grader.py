@@ -149,7 +149,8 @@ class Grader:
     # ---- steps -----------------------------------------------------------------------------------
     def run_step(self, step: Step, impl: Any) -> None:
         """Grade one step; a NotImplementedError ends the step as "not started" (one line)."""
-        self._say(f"\n== step {step.number}: {step.title} ({', '.join(step.functions)})")
+        names = f" ({', '.join(step.functions)})" if step.functions else ""
+        self._say(f"\n== step {step.number}: {step.title}{names}")
         first = len(self.results)
         self._step = step
         try:
@@ -175,6 +176,8 @@ class Grader:
         n_skip = sum(r.status == "SKIP" for r in mine)
         if n_fail:
             self.steps.append((step, "FAIL", f"{n_fail} of {n_fail + n_pass} checks failed"))
+        elif n_pass == 0 and n_skip:
+            self.steps.append((step, "SKIPPED", f"{n_skip} skipped: see below"))
         else:
             skip = f", {n_skip} skipped" if n_skip else ""
             self.steps.append((step, "PASS", f"{n_pass} checks{skip}"))
@@ -274,6 +277,10 @@ class Grader:
         if not ok and np.isfinite(value) and value > 1e-3:
             lines.append("above 1e-3 the backward is wrong (not rounding): a missing term or a wrong factor")
         return self._record(text, "PASS" if ok else "FAIL", lines)
+
+    def note(self, text: str) -> None:
+        """A line of context in the report (not a check)."""
+        self._say(f"      note: {text}")
 
     def skip(self, name: str, reason: str) -> None:
         """A check that could not run; reason says why and how to make it run."""
