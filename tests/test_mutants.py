@@ -178,6 +178,17 @@ MUTANTS = [
     Mutant("09", 3, "stepping on a NaN", "minigpt.training.train",
            "if math.isfinite(loss) and math.isfinite(norm):", "if True:", ("A NaN must never reach",),
            impl=TRAIN_IMPL),
+    # ---- 10 sampling ------------------------------------------------------------------------------------
+    Mutant("10", 2, "top-k drops ties", "minigpt.sampling", "z[z < kth] = -np.inf",
+           "z[np.argsort(z, kind='stable')[:V - top_k]] = -np.inf", ("drops one of two tied",)),
+    Mutant("10", 3, "top-p drops the crossing token", "minigpt.sampling",
+           "p[order[mass_above >= top_p]] = 0.0", "p[order[np.cumsum(p[order]) > top_p]] = 0.0",
+           ("drops the crossing token",)),
+    Mutant("10", 1, "temperature 0 divides by zero", "minigpt.sampling",
+           "if temperature == 0:                                         # greedy",
+           "if False:                                         # greedy", ("Sampling with T = 0",)),
+    Mutant("10", 4, "feeding the whole sequence every step", "minigpt.sampling",
+           "            fed = len(ids)\n", "            fed = 0\n", ("Feeding the whole sequence",)),
     # ---- 03 layer-norm -------------------------------------------------------------------------------
     Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",
