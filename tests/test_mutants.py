@@ -189,6 +189,18 @@ MUTANTS = [
            "if False:                                         # greedy", ("Sampling with T = 0",)),
     Mutant("10", 4, "feeding the whole sequence every step", "minigpt.sampling",
            "            fed = len(ids)\n", "            fed = 0\n", ("Feeding the whole sequence",)),
+    # ---- 11 fine-tuning rows ----------------------------------------------------------------------------
+    Mutant("11", 1, "masking the first response target", "minigpt.finetune.tasks",
+           "y[:max(0, n_prompt - 1)] = ignore_index ", "y[:max(0, n_prompt)] = ignore_index ",
+           ("Masking the wrong position",)),
+    Mutant("11", 1, "masking the inputs", "minigpt.finetune.tasks",
+           "y[:max(0, n_prompt - 1)] = ignore_index ",
+           "y[:max(0, n_prompt - 1)] = ignore_index; x[:max(0, n_prompt - 1)] = pad_id ",
+           ("Masking the inputs",)),
+    Mutant("11", 1, "cropping from the right", "minigpt.finetune.tasks",
+           "seq = seq[dropped:]", "seq = seq[:len(seq) - dropped]", ("Cropping from the right",)),
+    Mutant("11", 2, "keeping the padding columns", "minigpt.finetune.tasks",
+           "return x[:, :T], y[:, :T] ", "return x, y ", ("shape", "make_batch keeps only")),
     # ---- 03 layer-norm -------------------------------------------------------------------------------
     Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",
