@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from minigpt.course.grader import grade
+from minigpt.files.paths import shared_data
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Mutant:
     expect: tuple[str, ...]       # every phrase must appear in the report
     impl: str | None = None       # the module graded (default: module); a package re-exporting it
     count: int = 1
+    needs_gpt2: bool = False      # the check needs ../shared/data/gpt2.tiktoken
+    tie_cases: bool = False       # caught once lesson 01's reference has tie-break cases (tokenizer work)
 
 
 def build(m: Mutant) -> types.ModuleType:
@@ -58,9 +61,36 @@ def build(m: Mutant) -> types.ModuleType:
     return merged
 
 
+# a learner's training loop that takes max(stats, key=stats.get): ties go to the pair counted first
+NAIVE_TRAIN = """    words = [list(c.encode("utf-8")) for c in chunks.elements()]
+    merges = {}
+    for k in range(vocab_size - 256):
+        stats = {}
+        for w in words:
+            get_stats(w, stats)
+        if not stats:
+            break
+        pair = max(stats, key=stats.get)
+        merges[pair] = 256 + k
+        words = [merge(w, pair, 256 + k) for w in words]"""
+
 TRAIN_IMPL = "minigpt.training.train"       # where lesson 09's IMPL gathers get_batch, estimate_loss, train_step
 
 MUTANTS = [
+    # ---- 01 tokenizer -----------------------------------------------------------------------------------
+    Mutant("01", 2, "merging overlapping occurrences", "minigpt.tokenizer.bpe",
+           "i += 2            # ... and both", "i += 1            # ... and both",
+           ("Counting overlapping pairs but merging left to right",)),
+    Mutant("01", 1, "pairs counted without overlap", "minigpt.tokenizer.bpe",
+           "for pair in pairwise(ids):", "for pair in zip(ids[::2], ids[1::2]):",
+           ("Counting overlapping pairs",)),
+    Mutant("01", 4, "encoding by the latest merge", "minigpt.tokenizer.bpe",
+           "best = min(ranks)",
+           "best = max((r for r in ranks if r != NO_MERGE), default=NO_MERGE)",
+           ("Encoding by the most frequent pair",), needs_gpt2=True),
+    Mutant("01", 3, "ties broken by counting order", "minigpt.tokenizer.bpe",
+           "    merges, _ = learn_merges({c.encode(\"utf-8\"): n for c, n in chunks.items()}, vocab_size - 256)",
+           NAIVE_TRAIN, ("Ties",), tie_cases=True),
     # ---- 02 embeddings and dropout ----------------------------------------------------------------------
     Mutant("02", 2, "dwte[idx] += dout loses repeats", "minigpt.layers.embedding",
            "np.add.at(dwte, idx.reshape(-1), dout.reshape(-1, C))",
@@ -249,9 +279,14 @@ MUTANTS = [
 
 @pytest.mark.parametrize("m", MUTANTS, ids=[f"{m.lesson}-step{m.step}-{m.bug}" for m in MUTANTS])
 def test_grader_fails_and_names_the_mutant(m: Mutant):
+    if m.needs_gpt2 and shared_data("gpt2.tiktoken") is None:
+        pytest.skip("../shared/data/gpt2.tiktoken is absent: lesson 01's encode check cannot run")
     out = io.StringIO()
     g = grade(m.lesson, impl=build(m), out=out, step=m.step)
     text = out.getvalue()
+    if m.tie_cases and g.failed == 0:
+        pytest.xfail("lesson 01's training reference stops before the first tied count: the tie-break "
+                     "cases come with its regenerated reference (tokenizer work), which makes this pass")
     assert g.failed > 0, f"the grader passed a known bug ({m.bug}):\n{text}"
     for phrase in m.expect:
         assert phrase in text, f"{m.bug}: {phrase!r} not in the report:\n{text}"

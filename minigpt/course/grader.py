@@ -339,12 +339,13 @@ def load_reference(check_file: str | Path, name: str) -> Any:
 
 def load_impl(spec: str | Path | tuple[str, ...]) -> ModuleType:
     """The implementation under test: a file path (a learner's .py), a dotted module name, or a tuple of
-    module names whose public names are graded together (a chapter whose code spans several files)."""
+    module names whose public names are gathered into one namespace (a chapter spread over files)."""
     if isinstance(spec, tuple | list):
-        merged = ModuleType("+".join(spec))
+        merged = ModuleType(" + ".join(spec))
         for name in spec:
-            module = importlib.import_module(name)
-            merged.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+            for key, value in vars(importlib.import_module(name)).items():
+                if not key.startswith("_"):
+                    merged.__dict__.setdefault(key, value)          # the first module's names win
         return merged
     text = str(spec)
     if text.endswith(".py") or Path(text).is_file():
@@ -381,7 +382,8 @@ def load_check(lesson: Path) -> ModuleType:
     return load_impl(lesson / "check.py")
 
 
-def grade(lesson: str | int | Path, impl: str | Path | ModuleType | None = None, out: TextIO | None = None,
+def grade(lesson: str | int | Path, impl: str | Path | ModuleType | tuple[str, ...] | None = None,
+          out: TextIO | None = None,
           verbose: bool = True, step: int | None = None) -> Grader:
     """Run lesson's check.py against impl (default: the lesson's own IMPL, i.e. minigpt), step by step.
 
@@ -398,7 +400,7 @@ def grade(lesson: str | int | Path, impl: str | Path | ModuleType | None = None,
         steps = [s for s in steps if s.number == step]
         g.only_step = step
     target = impl if impl is not None else check.IMPL
-    label = getattr(target, "__name__", target)
+    label = getattr(target, "__name__", None) or (" + ".join(target) if isinstance(target, tuple) else target)
     if verbose:
         print(f"Grading {label} against {folder.name}'s references", file=g.out)
     try:
