@@ -78,8 +78,8 @@ def _add_lesson(sub: argparse._SubParsersAction) -> None:
     run = lsub.add_parser("run", help="run a lesson's walk-through (lesson.py)")
     run.add_argument("number", help="lesson number, e.g. 04")
     hint = lsub.add_parser("hint", help="progressive hints for an exercise step",
-                           description="Without STEP: the exercise's steps. With STEP: its hints up to --level "
-                                       "(the first nudges, the last nearly gives the answer).")
+                           description="Without STEP: the exercise's steps. With STEP: its hints up to "
+                                       "--level (the first nudges, the last nearly gives the answer).")
     hint.add_argument("number", help="lesson number, e.g. 03")
     hint.add_argument("step", nargs="?", type=int, help="step number (see `minigpt lesson hint NN`)")
     hint.add_argument("--level", type=int, default=1, help="show hints 1..LEVEL (default 1)")

@@ -74,7 +74,7 @@ NAIVE_TRAIN = """    words = [list(c.encode("utf-8")) for c in chunks.elements()
         merges[pair] = 256 + k
         words = [merge(w, pair, 256 + k) for w in words]"""
 
-TRAIN_IMPL = "minigpt.training.train"       # where lesson 09's IMPL gathers get_batch, estimate_loss, train_step
+TRAIN_IMPL = "minigpt.training.train"       # lesson 09's IMPL: get_batch, estimate_loss, train_step
 
 MUTANTS = [
     # ---- 01 tokenizer -----------------------------------------------------------------------------------
@@ -89,7 +89,8 @@ MUTANTS = [
            "best = max((r for r in ranks if r != NO_MERGE), default=NO_MERGE)",
            ("Encoding by the most frequent pair",), needs_gpt2=True),
     Mutant("01", 3, "ties broken by counting order", "minigpt.tokenizer.bpe",
-           "    merges, _ = learn_merges({c.encode(\"utf-8\"): n for c, n in chunks.items()}, vocab_size - 256)",
+           "    merges, _ = learn_merges({c.encode(\"utf-8\"): n for c, n in chunks.items()}, "
+           "vocab_size - 256)",
            NAIVE_TRAIN, ("Ties",), tie_cases=True),
     # ---- 02 embeddings and dropout ----------------------------------------------------------------------
     Mutant("02", 2, "dwte[idx] += dout loses repeats", "minigpt.layers.embedding",
@@ -108,7 +109,8 @@ MUTANTS = [
            "mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))", "mask = keep.astype(x.dtype)",
            ("Dropout without the scale", "constant ratio"), impl="minigpt.layers"),
     Mutant("02", 3, "backward without the forward's scale", "minigpt.layers.dropout",
-           "return dout if mask is None else dout * mask", "return dout if mask is None else dout * (mask != 0)",
+           "return dout if mask is None else dout * mask",
+           "return dout if mask is None else dout * (mask != 0)",
            ("forward's mask", "constant ratio"), impl="minigpt.layers"),
     # ---- 04 attention ---------------------------------------------------------------------------------
     Mutant("04", 2, "softmax over the queries", "minigpt.layers.attention",
@@ -158,12 +160,14 @@ MUTANTS = [
     Mutant("06", 1, "np.mean of nothing", "minigpt.layers.loss",
            "if n else 0.0", "if n else float('nan')", ("np.mean of nothing",)),
     Mutant("06", 1, "ignored targets used as indices", "minigpt.layers.loss",
-           "bad = counted & ((t < 0) | (t >= V))", "bad = (t < 0) | (t >= V)", ("Ignored targets used as indices",)),
+           "bad = counted & ((t < 0) | (t >= V))", "bad = (t < 0) | (t >= V)",
+           ("Ignored targets used as indices",)),
     Mutant("06", 1, "negative ids read from the end", "minigpt.layers.loss",
            "bad = counted & ((t < 0) | (t >= V))", "bad = counted & (t >= V)", ("Negative ids",)),
     # ---- 07 the model ----------------------------------------------------------------------------------
     Mutant("07", 3, "one use of the tied weight forgotten", "minigpt.model",
-           "dwte_head + dwte_lookup ", "dwte_head + 0 * dwte_lookup ", ("Forgetting one use of a tied weight",)),
+           "dwte_head + dwte_lookup ", "dwte_head + 0 * dwte_lookup ",
+           ("Forgetting one use of a tied weight",)),
     Mutant("07", 3, "residual dropped in the backward", "minigpt.model",
            "dx = dx + dx_branch", "dx = dx_branch", ("dropping the residual path",), count=2),
     Mutant("07", 2, "wpe[0] with a KV cache", "minigpt.model",
@@ -172,7 +176,7 @@ MUTANTS = [
     Mutant("07", 1, "ln_f not counted", "minigpt.model",
            "(2 * C if config.bias else C)", "0", ("Count per block",)),
     Mutant("07", 2, "the head without the transpose", "minigpt.model",
-           "return x @ params[\"wte.weight\"].T", "return x @ params[\"wte.weight\"][:, :params[\"wte.weight\"].shape[0]]",
+           "return x @ params[\"wte.weight\"].T", "return x @ params[\"wte.weight\"]",
            ("head on the wrong side", "raised ValueError")),
     # ---- 08 optimizers ----------------------------------------------------------------------------------
     Mutant("08", 1, "decaying biases and gains", "minigpt.optim", "    return param.ndim >= 2",
@@ -200,7 +204,8 @@ MUTANTS = [
            "ids[starts[:, None] + offsets + 1]", "ids[starts[:, None] + offsets]",
            ("shift by one", "Off-by-one windows"), impl=TRAIN_IMPL),
     Mutant("09", 1, "one start too few", "minigpt.datasets.prepared",
-           "rng.integers(0, n - block_size, size=batch_size)", "rng.integers(0, n - block_size - 1, size=batch_size)",
+           "rng.integers(0, n - block_size, size=batch_size)",
+           "rng.integers(0, n - block_size - 1, size=batch_size)",
            ("Off-by-one windows",), impl=TRAIN_IMPL),
     Mutant("09", 3, "summing the micro-batches", "minigpt.training.train",
            "scale = 1.0 / len(batches)", "scale = 1.0", ("Gradient accumulation",),

@@ -143,7 +143,8 @@ def _layer_step(impl, g) -> None:
             g.close(name, got, ref[f"layer_f32_{name}"], rtol=RTOL32, atol=ATOL32, dtype=np.float32)
 
     with g.case("finite differences, attention layer (x and 4 parameters)"):
-        errors = check_layer(impl.attention_forward, impl.attention_backward, _layer(ref), kwargs={"n_head": H})
+        errors = check_layer(impl.attention_forward, impl.attention_backward, _layer(ref),
+                             kwargs={"n_head": H})
         for name, err in zip(LAYER_GRADS, errors.values(), strict=True):
             g.below(f"{name} relative error", err, FD_MAX)
 
@@ -194,5 +195,6 @@ STEPS = [
     Step(2, "scaled dot-product attention, forward", ("sdpa_forward",), _sdpa_forward),
     Step(3, "scaled dot-product attention, backward", ("sdpa_backward",), _sdpa_backward),
     Step(4, "split the channels into heads and back", ("split_heads", "merge_heads"), _heads),
-    Step(5, "the whole layer, forward and backward", ("attention_forward", "attention_backward"), _layer_step),
+    Step(5, "the whole layer, forward and backward", ("attention_forward", "attention_backward"),
+         _layer_step),
 ]

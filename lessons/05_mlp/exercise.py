@@ -35,7 +35,7 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None):
 
 
 def linear_backward(dout: np.ndarray, cache):
-    """dout (..., Cout) -> dx (..., Cin), dweight (Cin, Cout), dbias (Cout,) or None when there was no bias.   (step 1)
+    """dout (..., Cout) -> dx (..., Cin), dweight (Cin, Cout), dbias (Cout,) or None without bias.   (step 1)
 
     The gradients of sum(out * dout), in the order of the forward's inputs.
     """
@@ -63,5 +63,5 @@ def mlp_forward(x: np.ndarray, c_fc_weight: np.ndarray, c_fc_bias: np.ndarray | 
 
 
 def mlp_backward(dout: np.ndarray, cache):
-    """dout (B, T, C) -> dx, dc_fc_weight, dc_fc_bias, dc_proj_weight, dc_proj_bias (input order).   (step 4)"""
+    """dout (B, T, C) -> dx, dc_fc_weight, dc_fc_bias, dc_proj_weight, dc_proj_bias (input order). (step 4)"""
     raise NotImplementedError("step 4 not started: mlp_backward")

@@ -51,7 +51,8 @@ def _forward(impl, g) -> None:
             g.close("loss", loss, ref["loss"], **F64)
     ref = load_reference(__file__, "masked_float32.npz")
     with g.case("cross_entropy_forward float32 logits"):
-        loss, _ = impl.cross_entropy_forward(ref["logits"], ref["targets"], ignore_index=int(ref["ignore_index"]))
+        loss, _ = impl.cross_entropy_forward(ref["logits"], ref["targets"],
+                                             ignore_index=int(ref["ignore_index"]))
         g.close("loss", loss, ref["loss"], rtol=1e-5, atol=1e-6)
     ref = load_reference(__file__, "masked.npz")
     logits, targets = ref["logits"], ref["targets"]
@@ -77,7 +78,8 @@ def _forward(impl, g) -> None:
 def _backward(impl, g) -> None:
     for name, label in CASES.items():
         ref = load_reference(__file__, f"{name}.npz")
-        with g.case(f"cross_entropy_backward {label}, float64", pitfall=(PITFALLS.get(name, "naive"), "dloss")):
+        with g.case(f"cross_entropy_backward {label}, float64",
+                    pitfall=(PITFALLS.get(name, "naive"), "dloss")):
             _, dlogits = _run(impl, ref)
             g.close("dlogits", dlogits, ref["dlogits"], dtype=np.float64, **F64)
     ref = load_reference(__file__, "masked_float32.npz")
@@ -96,7 +98,8 @@ def _backward(impl, g) -> None:
         counted = targets.reshape(-1) != -100                        # (N,)
         g.close("counted rows sum to 0 (softmax minus one-hot)", rows[counted].sum(axis=-1),
                 np.zeros(int(counted.sum())), rtol=0.0, atol=1e-14)
-        g.close("ignored rows are exactly 0", rows[~counted], np.zeros_like(rows[~counted]), rtol=0.0, atol=0.0)
+        g.close("ignored rows are exactly 0", rows[~counted], np.zeros_like(rows[~counted]),
+                rtol=0.0, atol=0.0)
     for name in ("masked", "ignore_minus_one", "t1"):
         ref = load_reference(__file__, f"{name}.npz")
         with g.case(f"finite differences, {CASES[name]}", pitfall="mean_over_n"):

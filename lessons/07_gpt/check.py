@@ -190,7 +190,8 @@ def _backward(impl, g) -> None:
 
 STEPS = [
     Step(1, "count the parameters from the config", ("count_params",), _count),
-    Step(2, "the forward: embeddings, blocks, ln_f, the tied head", ("gpt_forward", "block_forward"), _forward),
+    Step(2, "the forward: embeddings, blocks, ln_f, the tied head", ("gpt_forward", "block_forward"),
+         _forward),
     Step(3, "loss and every gradient, backward through the blocks",
          ("gpt_loss_and_grads", "block_backward"), _backward),
 ]

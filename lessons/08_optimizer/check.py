@@ -76,7 +76,8 @@ def _trajectory(impl: ModuleType, g: Grader, cases: tuple[str, ...]) -> None:
                 got = np.stack([_flat([h[n] for n in group]) for h in history])  # (S, N)
                 ref = np.stack([_flat([want[f"param.{n}"][t] for n in group]) for t in range(steps)])
                 before = np.broadcast_to(_flat([start[f"param.{n}"] for n in group]), ref.shape)
-                g.close(f"{label} after each of {steps} steps", got, ref, rtol=RTOL, atol=ATOL, initial=before)
+                g.close(f"{label} after each of {steps} steps", got, ref, rtol=RTOL, atol=ATOL,
+                        initial=before)
             for kind in sorted({k.split(".", 1)[0] for k in want if not k.startswith("param.")}):
                 state = opt.state[kind]
                 g.close(f"state {kind} after {steps} steps", _flat([state[n] for n in names]),

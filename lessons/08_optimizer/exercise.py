@@ -57,7 +57,7 @@ class Optimizer:
         raise NotImplementedError("step 5 not started: Optimizer.state_dict")
 
     def load_state_dict(self, d: Mapping) -> None:
-        """Restore what state_dict() returned; numbers may arrive as 0-d arrays (np.load gives those).   (step 5)
+        """Restore what state_dict() returned; numbers may arrive as 0-d arrays (from np.load).   (step 5)
 
         Copy the buffers into the existing arrays, set t and lr: a resumed run must continue exactly.
         """
@@ -98,7 +98,7 @@ class Adam(Optimizer):
         self.eps = float(eps)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"].   (step 3)"""
+        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"]. (step 3)"""
         raise NotImplementedError("step 3 not started: Adam.step")
 
 

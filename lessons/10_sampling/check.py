@@ -63,7 +63,8 @@ class _Watched:
 def _probs_cases(impl, g, which) -> None:
     z = load_reference(__file__, "warpers.npz")
     for case in load_reference(__file__, "warpers.json"):
-        kind = "top_p" if case["top_p"] is not None else "top_k" if case["top_k"] is not None else "temperature"
+        kind = ("top_p" if case["top_p"] is not None else "top_k" if case["top_k"] is not None
+                else "temperature")
         if kind != which:
             continue
         i = case["index"]
@@ -118,7 +119,8 @@ def _generate(impl, g) -> None:
         g.equal("new ids vs recomputing the window each step", [int(i) for i in got],
                 _recompute_greedy(model, prompt, P))
 
-    with g.case("generate uses the KV cache: each position goes through the model once", pitfall="cache_feed"):
+    with g.case("generate uses the KV cache: each position goes through the model once",
+                pitfall="cache_feed"):
         watched, n_new = _Watched(model), 20
         got = impl.generate(watched, prompt, max_new_tokens=n_new, temperature=0.0)
         want = len(prompt) + n_new - 1                 # the last sampled token is never fed

@@ -34,7 +34,8 @@ def _pairs(ref: dict, names) -> list[tuple[list[int], list[int]]]:
     return [(ref[f"{n}.prompt_ids"].tolist(), ref[f"{n}.response_ids"].tolist()) for n in names]
 
 
-PITFALLS = {"cropped": "crop", "prompt_gone": "crop", "small_block": "crop", "short": ("mask_position", "pad")}
+PITFALLS = {"cropped": "crop", "prompt_gone": "crop", "small_block": "crop",
+            "short": ("mask_position", "pad")}
 
 
 def _build_example(impl, g) -> None:

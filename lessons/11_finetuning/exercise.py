@@ -39,7 +39,8 @@ def build_example(prompt_ids: Sequence[int], response_ids: Sequence[int], block_
 
 def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int, pad_id: int = 0,
                ignore_index: int = -100) -> tuple[np.ndarray, np.ndarray]:
-    """Stack build_example rows into x, y (B, T), dropping the columns that are padding in every row.   (step 2)
+    """Stack build_example rows into x, y (B, T), without the columns that are padding in every row.
+    (step 2)
 
     The masked loss of a tiny GPT-2 on your batch must equal torch's, gradients included.
     """
