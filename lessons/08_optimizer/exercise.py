@@ -98,7 +98,10 @@ class Adam(Optimizer):
         self.eps = float(eps)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"]. (step 3)"""
+        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"].
+
+        (step 3)
+        """
         raise NotImplementedError("step 3 not started: Adam.step")
 
 
