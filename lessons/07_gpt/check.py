@@ -157,8 +157,8 @@ def _backward(impl, g) -> None:
                                      params, grads, FD_SAMPLES, np.random.default_rng(0), FD_H)
         for name, (err, diff) in errors.items():
             ok = err < FD_MAX or diff < FD_ABS
-            g.true(f"d {name}: relative error {err:.1e} {'<' if err < FD_MAX else '>='} {FD_MAX:g} "
-                   f"(or max |diff| {diff:.1e} {'<' if diff < FD_ABS else '>='} {FD_ABS:g})", ok)
+            g.true(f"d {name}: relative error {err:.1e} {'<' if err < FD_MAX else '>'} {FD_MAX:g} "
+                   f"(or max |diff| {diff:.1e} {'<' if diff < FD_ABS else '>'} {FD_ABS:g})", ok)
 
     with g.case("dropout 0.2: same seed, same loss; it changes the loss; a fixed mask passes gradcheck",
                 pitfall="dropout"):

@@ -142,6 +142,10 @@ def _shape_signatures(got: np.ndarray, want: np.ndarray, rtol: float, atol: floa
         for perm in itertools.permutations(range(got.ndim)):
             if perm != tuple(range(got.ndim)) and _close(np.transpose(got, perm), want, r, a):
                 return lines + [f"transposed: np.transpose(yours, {perm}) matches the reference"]
+    if got.size == want.size and _close(got.reshape(want.shape), want, r, a):
+        if got.squeeze().shape == want.squeeze().shape:
+            return lines + ["extra axes of length 1 (keepdims?): the values are right"]
+        return lines + ["the values are right in another shape: a reshape is missing"]
     if got.ndim > want.ndim:
         for k in range(1, got.ndim - want.ndim + 1):
             for axes in itertools.combinations(range(got.ndim), k):
@@ -153,10 +157,6 @@ def _shape_signatures(got: np.ndarray, want: np.ndarray, rtol: float, atol: floa
                 if summed.shape == want.shape and _close(got.mean(axis=axes), want, r, a):
                     return lines + [f"missing mean: averaging yours over axis {axes if k > 1 else axes[0]} "
                                     "matches the reference"]
-    if got.size == want.size and _close(got.reshape(want.shape), want, r, a):
-        if got.squeeze().shape == want.squeeze().shape:
-            return lines + ["extra axes of length 1 (keepdims?): the values are right"]
-        return lines + ["the values are right in another shape: a reshape is missing"]
     if got.size == want.size:
         return lines + ["same number of values in another shape: a wrong transpose or reshape?"]
     return lines

@@ -86,6 +86,7 @@ class Grader:
         self._pitfall: str | None = None
         self._pitfall_shown = False
         self.only_step: int | None = None
+        self.unknown_pitfalls: set[str] = set()              # keys check.py names that hints.toml lacks
 
     # ---- recording -------------------------------------------------------------------------------
     def _record(self, name: str, status: str, lines: list[str]) -> bool:
@@ -193,6 +194,7 @@ class Grader:
         previous, self._prefix = self._prefix, f"{name}: "
         saved = self._pitfall, self._pitfall_shown
         keys = (pitfall,) if isinstance(pitfall, str) else tuple(pitfall or ())
+        self.unknown_pitfalls.update(k for k in keys if k not in self.hints.pitfalls and " " not in k)
         self._pitfall = " Or: ".join(self.hints.pitfalls.get(k, k) for k in keys) or None
         self._pitfall_shown = False
         try:
@@ -272,7 +274,7 @@ class Grader:
     def below(self, name: str, value: float, limit: float, detail: str = "") -> bool:
         """value < limit, reported with the right sign: 'relative error 4.8e-01 > 1e-07' when it fails."""
         ok = bool(np.isfinite(value)) and value < limit
-        text = f"{name} {value:.1e} {'<' if ok else '>='} {limit:g}"
+        text = f"{name} {value:.1e} {'<' if ok else '=' if value == limit else '>'} {limit:g}"
         lines = [detail] if detail else []
         if not ok and np.isfinite(value) and value > 1e-3:
             lines.append("above 1e-3 the backward is wrong (not rounding): a missing term or a wrong factor")
