@@ -89,9 +89,12 @@ class Grader:
         self.unknown_pitfalls: set[str] = set()              # keys check.py names that hints.toml lacks
 
     # ---- recording -------------------------------------------------------------------------------
-    def _record(self, name: str, status: str, lines: list[str]) -> bool:
+    def _record(self, name: str, status: str, lines: list[str], pitfall: str | None = None) -> bool:
         full = f"{self._prefix}{name}" if self._prefix else name
-        if status == "FAIL" and self._pitfall and not self._pitfall_shown:
+        if status == "FAIL" and pitfall:                  # this comparison's own pitfall
+            self._note_unknown((pitfall,))
+            lines = [*lines, f"pitfall: {self.hints.pitfalls.get(pitfall, pitfall)}"]
+        elif status == "FAIL" and self._pitfall and not self._pitfall_shown:
             lines = [*lines, f"pitfall: {self._pitfall}"]
             self._pitfall_shown = True
         self.results.append(Result(full, status, lines, self._step.number if self._step else None))
@@ -100,6 +103,9 @@ class Grader:
             for line in lines:
                 print(f"      {line}", file=self.out)
         return status != "FAIL"
+
+    def _note_unknown(self, keys: tuple[str, ...]) -> None:
+        self.unknown_pitfalls.update(k for k in keys if k not in self.hints.pitfalls and " " not in k)
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -194,7 +200,7 @@ class Grader:
         previous, self._prefix = self._prefix, f"{name}: "
         saved = self._pitfall, self._pitfall_shown
         keys = (pitfall,) if isinstance(pitfall, str) else tuple(pitfall or ())
-        self.unknown_pitfalls.update(k for k in keys if k not in self.hints.pitfalls and " " not in k)
+        self._note_unknown(keys)
         self._pitfall = " Or: ".join(self.hints.pitfalls.get(k, k) for k in keys) or None
         self._pitfall_shown = False
         try:
@@ -216,25 +222,29 @@ class Grader:
 
     # ---- comparisons -----------------------------------------------------------------------------
     def close(self, name: str, got: Any, want: Any, rtol: float, atol: float = 0.0,
-              dtype: Any = None, initial: Any = None) -> bool:
+              dtype: Any = None, initial: Any = None, pitfall: str | None = None) -> bool:
         """Element-wise |got - want| <= atol + rtol * |want| (numpy.allclose's rule), shapes equal.
 
         With dtype=..., also require the result to have that dtype (e.g. float32 in -> float32 out).
         With initial=..., the value the argument had before an in-place update: a result equal to it is
-        named ("not updated in place").
+        named ("not updated in place"). pitfall: a hints.toml key for this comparison (instead of the case's).
         """
         want_arr = np.asarray(want)
         try:
             got_arr = np.asarray(got)
         except Exception as exc:  # noqa: BLE001
-            return self._record(name, "FAIL", [f"could not turn the result into an array: {exc}"])
+            return self._record(name, "FAIL", [f"could not turn the result into an array: {exc}"],
+                                pitfall=pitfall)
         if not np.issubdtype(got_arr.dtype, np.number) and got_arr.dtype != bool:
-            return self._record(name, "FAIL", [f"expected numbers, got dtype {got_arr.dtype}"])
+            return self._record(name, "FAIL", [f"expected numbers, got dtype {got_arr.dtype}"],
+                                pitfall=pitfall)
         tol = f"tolerance rtol {rtol:g} atol {atol:g}"
         if got_arr.shape != want_arr.shape:
-            return self._record(name, "FAIL", [*diagnose(got_arr, want_arr, rtol, atol), tol])
+            return self._record(name, "FAIL", [*diagnose(got_arr, want_arr, rtol, atol), tol],
+                                pitfall=pitfall)
         if dtype is not None and got_arr.dtype != np.dtype(dtype):
-            return self._record(name, "FAIL", [f"dtype {got_arr.dtype}, expected {np.dtype(dtype)}"])
+            return self._record(name, "FAIL", [f"dtype {got_arr.dtype}, expected {np.dtype(dtype)}"],
+                                pitfall=pitfall)
         g = got_arr.astype(np.float64)
         w = want_arr.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -250,9 +260,9 @@ class Grader:
             worst = where_worst(g, w, rtol, atol)
             lines = ([worst] if worst else []) + lines
             lines += diagnose(g, w, rtol, atol, initial=initial)
-        return self._record(name, "PASS" if ok else "FAIL", lines)
+        return self._record(name, "PASS" if ok else "FAIL", lines, pitfall=pitfall)
 
-    def equal(self, name: str, got: Any, want: Any) -> bool:
+    def equal(self, name: str, got: Any, want: Any, pitfall: str | None = None) -> bool:
         """Exact equality: token ids, counts, strings, hashes."""
         if isinstance(want, np.ndarray) or isinstance(got, np.ndarray):
             ok = np.shape(got) == np.shape(want) and bool(np.all(np.asarray(got) == np.asarray(want)))
@@ -265,20 +275,21 @@ class Grader:
             lines.append(f"first difference at position {at} (lengths {len(got)} vs {len(want)})")
         if not ok:
             lines += _numeric_signatures(got, want)
-        return self._record(name, "PASS" if ok else "FAIL", lines)
+        return self._record(name, "PASS" if ok else "FAIL", lines, pitfall=pitfall)
 
-    def true(self, name: str, ok: bool, detail: str = "") -> bool:
+    def true(self, name: str, ok: bool, detail: str = "", pitfall: str | None = None) -> bool:
         """A property that holds or not (e.g. 'raises ValueError on a bad id')."""
-        return self._record(name, "PASS" if ok else "FAIL", [detail] if detail else [])
+        return self._record(name, "PASS" if ok else "FAIL", [detail] if detail else [], pitfall=pitfall)
 
-    def below(self, name: str, value: float, limit: float, detail: str = "") -> bool:
+    def below(self, name: str, value: float, limit: float, detail: str = "",
+              pitfall: str | None = None) -> bool:
         """value < limit, reported with the right sign: 'relative error 4.8e-01 > 1e-07' when it fails."""
         ok = bool(np.isfinite(value)) and value < limit
         text = f"{name} {value:.1e} {'<' if ok else '=' if value == limit else '>'} {limit:g}"
         lines = [detail] if detail else []
         if not ok and np.isfinite(value) and value > 1e-3:
             lines.append("above 1e-3 the backward is wrong (not rounding): a missing term or a wrong factor")
-        return self._record(text, "PASS" if ok else "FAIL", lines)
+        return self._record(text, "PASS" if ok else "FAIL", lines, pitfall=pitfall)
 
     def note(self, text: str) -> None:
         """A line of context in the report (not a check)."""
