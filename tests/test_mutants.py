@@ -21,6 +21,8 @@ import pytest
 from minigpt.course.grader import grade
 from minigpt.files.paths import shared_data
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the mutants overflow on purpose
+
 
 @dataclass(frozen=True)
 class Mutant:
