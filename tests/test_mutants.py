@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from minigpt.course.grader import grade
+from minigpt.course.grader import grade, load_impl
 from minigpt.files.paths import shared_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the mutants overflow on purpose
@@ -33,7 +33,7 @@ class Mutant:
     old: str
     new: str
     expect: tuple[str, ...]       # every phrase must appear in the report
-    impl: str | None = None       # the module graded (default: module); a package re-exporting it
+    impl: str | tuple[str, ...] | None = None   # the module graded (default: module), or what re-exports it
     count: int = 1
     needs_gpt2: bool = False      # the check needs ../shared/data/gpt2.tiktoken
     tie_cases: bool = False       # caught once lesson 01's reference has tie-break cases (tokenizer work)
@@ -54,8 +54,8 @@ def build(m: Mutant) -> types.ModuleType:
         del sys.modules[name]
     if m.impl is None or m.impl == m.module:
         return mod
-    package = importlib.import_module(m.impl)
-    merged = types.ModuleType(f"_mutant_{m.impl.replace('.', '_')}")
+    package = load_impl(m.impl)                   # a package re-exporting the module, or a tuple of modules
+    merged = types.ModuleType(f"_mutant_{str(m.impl).replace('.', '_')}")
     merged.__dict__.update(package.__dict__)
     for key, value in mod.__dict__.items():
         if key in package.__dict__ and getattr(value, "__module__", None) == name:
@@ -76,7 +76,7 @@ NAIVE_TRAIN = """    words = [list(c.encode("utf-8")) for c in chunks.elements()
         merges[pair] = 256 + k
         words = [merge(w, pair, 256 + k) for w in words]"""
 
-TRAIN_IMPL = "minigpt.training.train"       # lesson 09's IMPL: get_batch, estimate_loss, train_step
+TRAIN_IMPL = ("minigpt.training.batches", "minigpt.training.loop")    # lesson 09's IMPL
 
 MUTANTS = [
     # ---- 01 tokenizer -----------------------------------------------------------------------------------
@@ -202,18 +202,19 @@ MUTANTS = [
     Mutant("08", 7, "clipping a copy", "minigpt.optim",
            "            g *= coef\n", "            g = g * coef\n", ("not updated in place",)),
     # ---- 09 the training loop ---------------------------------------------------------------------------
-    Mutant("09", 1, "targets not shifted", "minigpt.datasets.prepared",
+    Mutant("09", 1, "targets not shifted", "minigpt.training.batches",
            "ids[starts[:, None] + offsets + 1]", "ids[starts[:, None] + offsets]",
            ("shift by one", "Off-by-one windows"), impl=TRAIN_IMPL),
-    Mutant("09", 1, "one start too few", "minigpt.datasets.prepared",
+    Mutant("09", 1, "one start too few", "minigpt.training.batches",
            "rng.integers(0, n - block_size, size=batch_size)",
            "rng.integers(0, n - block_size - 1, size=batch_size)",
            ("Off-by-one windows",), impl=TRAIN_IMPL),
-    Mutant("09", 3, "summing the micro-batches", "minigpt.training.train",
+    Mutant("09", 3, "summing the micro-batches", "minigpt.training.loop",
            "scale = 1.0 / len(batches)", "scale = 1.0", ("Gradient accumulation",),
            impl=TRAIN_IMPL),
-    Mutant("09", 3, "stepping on a NaN", "minigpt.training.train",
-           "if math.isfinite(loss) and math.isfinite(norm):", "if True:", ("A NaN must never reach",),
+    Mutant("09", 3, "stepping on a NaN", "minigpt.training.loop",
+           "if math.isfinite(loss) and math.isfinite(norm):\n        opt.step(total)",
+           "if True:\n        opt.step(total)", ("A NaN must never reach",),
            impl=TRAIN_IMPL),
     # ---- 10 sampling ------------------------------------------------------------------------------------
     Mutant("10", 2, "top-k drops ties", "minigpt.sampling", "z[z < kth] = -np.inf",
