@@ -13,8 +13,7 @@ Graded against sacrebleu's, rouge-score's and torch's numbers:
 Everything here works on tokens (lists of strings) that the checker has already produced with sacrebleu's
 and rouge-score's own tokenizers, so your scores must match theirs to 1e-9. Standard library and NumPy only.
 Not here: tokenizing text (minigpt/metrics/bleu_tokenizers.py and minigpt/metrics/rouge.py do that),
-smoothing methods
-other than sacrebleu's default "exp", ROUGE-Lsum, stemming.
+smoothing methods other than sacrebleu's default "exp", ROUGE-Lsum, stemming.
 """
 
 from __future__ import annotations
