@@ -225,3 +225,17 @@ def test_cli_exit_code_is_1_for_an_untouched_exercise():
                            "lessons/03_layernorm/exercise.py", "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "steps 1, 2 not started" in proc.stdout
+
+
+def test_a_step_half_written_is_unfinished_and_keeps_its_checks():
+    def both(impl, g):
+        with g.case("forward"):
+            g.close("out", impl.forward(), 1.0, rtol=0)
+        with g.case("backward"):
+            g.close("dx", impl.backward(), 2.0, rtol=0)
+
+    g = make()
+    g.run_step(Step(1, "forward and backward", ("forward", "backward"), both), _Impl(forward=1.0))
+    assert g.passed == 1 and g.failed == 0 and not g.ok
+    assert g.steps[0][1] == "UNFINISHED"
+    assert "step 1 unfinished: step 2 not started: backward" in g.out.getvalue()
