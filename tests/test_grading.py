@@ -162,7 +162,7 @@ def test_a_step_not_started_is_one_line_and_never_a_pass():
     text = g.out.getvalue()
     assert g.failed == 0 and g.not_started == [1, 2] and not g.ok
     assert text.count("TODO") == 2
-    assert "step 1 not started: forward (step 1 comes first)" in text      # step 2 waits for step 1
+    assert "step 2 not started: waits for step 1 (step 1 not started: forward)" in text
     assert "NOT YET" in g.summary() and "steps 1, 2 not started" in g.summary()
 
 
@@ -238,4 +238,4 @@ def test_a_step_half_written_is_unfinished_and_keeps_its_checks():
     g.run_step(Step(1, "forward and backward", ("forward", "backward"), both), _Impl(forward=1.0))
     assert g.passed == 1 and g.failed == 0 and not g.ok
     assert g.steps[0][1] == "UNFINISHED"
-    assert "step 1 unfinished: step 2 not started: backward" in g.out.getvalue()
+    assert "TODO  step 1 unfinished:" in g.out.getvalue() and "not started: backward" in g.out.getvalue()

@@ -166,7 +166,7 @@ class Grader:
             message = str(exc) or "NotImplementedError"
             status = "UNFINISHED" if len(self.results) > first else "NOT STARTED"
             waits = _waits_for(message, step.number)
-            detail = message + (f" (step {waits} comes first)" if waits else "")
+            detail = f"waits for step {waits} ({message})" if waits else message
             self._step = None
             name = detail if detail.startswith(f"step {step.number} not started") else \
                 f"step {step.number} {status.lower()}: {detail}"
