@@ -35,6 +35,7 @@ class Mutant:
     expect: tuple[str, ...]       # every phrase must appear in the report
     impl: str | tuple[str, ...] | None = None   # the module graded (default: module), or what re-exports it
     count: int = 1
+    alt: tuple[tuple[str, str], ...] = ()   # other (old, new) texts, for another version of the module
     needs_gpt2: bool = False      # the check needs ../shared/data/gpt2.tiktoken
     tie_cases: bool = False       # caught once lesson 01's reference has tie-break cases (tokenizer work)
 
@@ -43,13 +44,15 @@ def build(m: Mutant) -> types.ModuleType:
     """minigpt's module with m.old replaced by m.new, as a fresh module object (nothing else changes)."""
     original = importlib.import_module(m.module)
     source = inspect.getsource(original)
-    assert source.count(m.old) == m.count, f"{m.module}: {m.old!r} occurs {source.count(m.old)} times"
+    versions = ((m.old, m.new), *m.alt)
+    old, new = next(((o, n) for o, n in versions if source.count(o) == m.count), versions[0])
+    assert source.count(old) == m.count, f"{m.module}: {old!r} occurs {source.count(old)} times"
     name = f"_mutant_{m.module.replace('.', '_')}"
     mod = types.ModuleType(name)
     mod.__file__ = original.__file__
     sys.modules[name] = mod                        # dataclasses and typing look the module up by name
     try:
-        exec(compile(source.replace(m.old, m.new), original.__file__ or name, "exec"), mod.__dict__)
+        exec(compile(source.replace(old, new), original.__file__ or name, "exec"), mod.__dict__)
     finally:
         del sys.modules[name]
     if m.impl is None or m.impl == m.module:
@@ -89,11 +92,16 @@ MUTANTS = [
     Mutant("01", 4, "encoding by the latest merge", "minigpt.tokenizer.bpe",
            "best = min(ranks)",
            "best = max((r for r in ranks if r != NO_MERGE), default=NO_MERGE)",
-           ("Encoding by the most frequent pair",), needs_gpt2=True),
+           ("Encoding by the most frequent pair",), needs_gpt2=True,
+           alt=(("pair = min(pairwise(ids), key=lambda p: merges.get(p, NO_MERGE))",
+                 "pair = max((p for p in pairwise(ids) if p in merges), key=merges.get, "
+                 "default=(-1, -1))"),)),
     Mutant("01", 3, "ties broken by counting order", "minigpt.tokenizer.bpe",
            "    merges, _ = learn_merges({c.encode(\"utf-8\"): n for c, n in chunks.items()}, "
            "vocab_size - 256)",
-           NAIVE_TRAIN, ("Ties",), tie_cases=True),
+           NAIVE_TRAIN, ("Ties",), tie_cases=True,
+           alt=(("return min(stats, key=lambda pair: (-stats[pair], pair))",
+                 "return max(stats, key=stats.get)"),)),
     # ---- 02 embeddings and dropout ----------------------------------------------------------------------
     Mutant("02", 2, "dwte[idx] += dout loses repeats", "minigpt.layers.embedding",
            "np.add.at(dwte, idx.reshape(-1), dout.reshape(-1, C))",
