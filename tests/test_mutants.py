@@ -79,6 +79,13 @@ NAIVE_TRAIN = """    words = [list(c.encode("utf-8")) for c in chunks.elements()
         merges[pair] = 256 + k
         words = [merge(w, pair, 256 + k) for w in words]"""
 
+# minigpt's masked, stable softmax in sdpa_forward, as one block of text
+SOFTMAX_BLOCK = ("    np.copyto(att, -np.inf, where=causal_mask(Tq, Tk))   # no peeking at future positions\n"
+                 "    att -= att.max(axis=-1, keepdims=True)            "
+                 "# stable softmax: the largest exponent is 0\n"
+                 "    np.exp(att, out=att)                              # (B, H, Tq, Tk)\n"
+                 "    att /= att.sum(axis=-1, keepdims=True)")
+
 TRAIN_IMPL = ("minigpt.training.batches", "minigpt.training.loop")    # lesson 09's IMPL
 
 MUTANTS = [
@@ -128,6 +135,9 @@ MUTANTS = [
            ("Softmax over the wrong axis",)),
     Mutant("04", 1, "mask aligned top-left", "minigpt.layers.attention",
            "offset = Tk - Tq ", "offset = 0 ", ("mask aligned top-left",)),
+    Mutant("04", 2, "masking after the softmax", "minigpt.layers.attention", SOFTMAX_BLOCK,
+           SOFTMAX_BLOCK.replace("np.copyto(att, -np.inf, where=causal_mask(Tq, Tk))", "pass")
+           + "; att *= ~causal_mask(Tq, Tk)", ("Masking after the softmax",)),
     Mutant("04", 2, "scale 1/D", "minigpt.layers.attention",
            "scale = 1.0 / math.sqrt(D)", "scale = 1.0 / D", ("1/sqrt(D)",)),
     Mutant("04", 2, "exp before subtracting the max", "minigpt.layers.attention",
@@ -209,6 +219,11 @@ MUTANTS = [
            ("never 0",)),
     Mutant("08", 7, "clipping a copy", "minigpt.optim",
            "            g *= coef\n", "            g = g * coef\n", ("not updated in place",)),
+    Mutant("08", 7, "clipping each tensor separately", "minigpt.optim",
+           "    coef = max_norm / (total + 1e-6)\n    if coef < 1.0:\n        for g in grads.values():\n"
+           "            g *= coef\n",
+           "    for g in grads.values():\n        coef = max_norm / (float(np.linalg.norm(g)) + 1e-6)\n"
+           "        if coef < 1.0:\n            g *= coef\n", ("one global norm",)),
     # ---- 09 the training loop ---------------------------------------------------------------------------
     Mutant("09", 1, "targets not shifted", "minigpt.training.batches",
            "ids[starts[:, None] + offsets + 1]", "ids[starts[:, None] + offsets]",
@@ -239,6 +254,9 @@ MUTANTS = [
     Mutant("11", 1, "masking the first response target", "minigpt.finetune.tasks",
            "y[:max(0, n_prompt - 1)] = ignore_index ", "y[:max(0, n_prompt)] = ignore_index ",
            ("Masking the wrong position",)),
+    Mutant("11", 1, "padding on the left", "minigpt.finetune.tasks",
+           "x[:n] = seq[:-1]\n    y[:n] = seq[1:]",
+           "x[block_size - n:] = seq[:-1]\n    y[block_size - n:] = seq[1:]", ("Padding on the left",)),
     Mutant("11", 1, "masking the inputs", "minigpt.finetune.tasks",
            "y[:max(0, n_prompt - 1)] = ignore_index ",
            "y[:max(0, n_prompt - 1)] = ignore_index; x[:max(0, n_prompt - 1)] = pad_id ",
@@ -257,6 +275,9 @@ MUTANTS = [
     Mutant("12", 3, "brevity penalty upside down", "minigpt.metrics.bleu",
            "return math.exp(1 - ref_len / sys_len)", "return math.exp(1 - sys_len / ref_len)",
            ("Brevity penalty",), impl="minigpt.metrics"),
+    Mutant("12", 4, "effective order ignored", "minigpt.metrics.bleu",
+           "        if effective_order:  # sentence BLEU", "        if False:  # sentence BLEU",
+           ("Short outputs",), impl="minigpt.metrics"),
     Mutant("12", 5, "LCS that only drops from one side", "minigpt.metrics.rouge",
            "max(prev[j], row[j - 1])", "prev[j]", ("LCS: on a mismatch",), impl="minigpt.metrics"),
     Mutant("12", 6, "ROUGE-L precision and recall swapped", "minigpt.metrics.rouge",
@@ -279,6 +300,9 @@ MUTANTS = [
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",
            "var = np.mean(x * x, axis=-1, keepdims=True) - mean * mean",
            ("mean(x**2) - mean(x)**2",)),
+    Mutant("03", 1, "statistics over the batch (batch-norm)", "minigpt.layers.layernorm",
+           "mean = x.mean(axis=-1, keepdims=True) ", "mean = x.mean(axis=0, keepdims=True) ",
+           ("Reducing over the wrong axis",)),
     Mutant("03", 2, "dx without mean(dxhat)", "minigpt.layers.layernorm",
            "dx = rstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)",
            "dx = rstd * (dxhat - xhat * mean_dxhat_xhat)",
