@@ -36,6 +36,7 @@ class Mutant:
     impl: str | tuple[str, ...] | None = None   # the module graded (default: module), or what re-exports it
     count: int = 1
     alt: tuple[tuple[str, str], ...] = ()   # other (old, new) texts, for another version of the module
+    also: tuple[tuple[str, str], ...] = ()  # further (old, new) edits of the same bug elsewhere in the module
     needs_gpt2: bool = False      # the check needs ../shared/data/gpt2.tiktoken
     tie_cases: bool = False       # caught once lesson 01's reference has tie-break cases (tokenizer work)
 
@@ -52,7 +53,11 @@ def build(m: Mutant) -> types.ModuleType:
     mod.__file__ = original.__file__
     sys.modules[name] = mod                        # dataclasses and typing look the module up by name
     try:
-        exec(compile(source.replace(old, new), original.__file__ or name, "exec"), mod.__dict__)
+        mutated = source.replace(old, new)
+        for more_old, more_new in m.also:
+            assert mutated.count(more_old) == 1, f"{m.module}: {more_old!r} must occur once"
+            mutated = mutated.replace(more_old, more_new)
+        exec(compile(mutated, original.__file__ or name, "exec"), mod.__dict__)
     finally:
         del sys.modules[name]
     if m.impl is None or m.impl == m.module:
@@ -203,6 +208,10 @@ MUTANTS = [
            "    return True", ("Decaying biases and LayerNorm gains",)),
     Mutant("08", 1, "a new array instead of in place", "minigpt.optim",
            "p -= tmp  # p = p - lr * g", "p = p - tmp  # p = p - lr * g", ("not updated in place",)),
+    Mutant("08", 2, "Sutskever's momentum (lr inside the velocity)", "minigpt.optim",
+           "buf += g  # buf = momentum * buf + g", "buf += self.lr * g  # v = momentum * v + lr * g",
+           ("Momentum conventions",),
+           also=(("np.multiply(g, self.lr, out=tmp)  #", "np.multiply(g, 1.0, out=tmp)  #"),)),
     Mutant("08", 3, "no bias correction", "minigpt.optim",
            "step_size = self.lr / (1.0 - beta1 ** self.t)", "step_size = self.lr",
            ("Forgetting the bias correction",)),
@@ -212,6 +221,12 @@ MUTANTS = [
            ("eps inside the square root",)),
     Mutant("08", 4, "L2 instead of decoupled decay", "minigpt.optim",
            "    decoupled = True", "    decoupled = False", ("L2 in Adam and calling it AdamW",)),
+    Mutant("08", 4, "weight decay after the Adam step", "minigpt.optim",
+           "p *= 1.0 - self.lr * self.weight_decay  # AdamW", "pass  # AdamW",
+           ("Weight decay after the Adam step",),
+           also=(("p -= tmp  # p = p - lr * m_hat / denom",
+                  "p -= tmp\n            if self.weight_decay and self.decay[name] and self.decoupled:\n"
+                  "                p *= 1.0 - self.lr * self.weight_decay"),)),
     Mutant("08", 5, "resuming without the step count", "minigpt.optim",
            "        self.t = step\n", "        self.t = 0\n", ("Resuming without the step count",)),
     Mutant("08", 6, "warm-up from lr 0", "minigpt.optim",
@@ -245,6 +260,12 @@ MUTANTS = [
     Mutant("10", 3, "top-p drops the crossing token", "minigpt.sampling",
            "p[order[mass_above >= top_p]] = 0.0", "p[order[np.cumsum(p[order]) > top_p]] = 0.0",
            ("drops the crossing token",)),
+    Mutant("10", 3, "top-p on probabilities before top-k", "minigpt.sampling",
+           "mass_above = np.cumsum(p[order]) - p[order]",
+           "q = np.exp(z0 - z0.max()); q /= q.sum(); order = np.argsort(-q, kind='stable'); "
+           "mass_above = np.cumsum(q[order]) - q[order]", ("Top-p before top-k",),
+           also=(("    if top_k is not None and top_k < V:\n",
+                  "    z0 = z.copy()\n    if top_k is not None and top_k < V:\n"),)),
     Mutant("10", 1, "temperature 0 divides by zero", "minigpt.sampling",
            "if temperature == 0:                                         # greedy",
            "if False:                                         # greedy", ("Sampling with T = 0",)),
