@@ -271,6 +271,9 @@ MUTANTS = [
            "if False:                                         # greedy", ("Sampling with T = 0",)),
     Mutant("10", 4, "feeding the whole sequence every step", "minigpt.sampling",
            "            fed = len(ids)\n", "            fed = 0\n", ("Feeding the whole sequence",)),
+    Mutant("10", 5, "decoding each token on its own", "minigpt.sampling",
+           "pending += decoder.push(idx)", "pending += tokenizer.decode([idx])",
+           ("Decoding each token on its own",)),
     # ---- 11 fine-tuning rows ----------------------------------------------------------------------------
     Mutant("11", 1, "masking the first response target", "minigpt.finetune.tasks",
            "y[:max(0, n_prompt - 1)] = ignore_index ", "y[:max(0, n_prompt)] = ignore_index ",

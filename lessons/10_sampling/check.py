@@ -19,14 +19,18 @@ Tolerances:
                          tokens every step (done here with model.forward, no cache).
     the cache is used    within the context, each position goes through the model once: the cache ends
                          holding prompt + new - 1 positions (a recompute-everything loop fails this).
+    streaming            the text equals the decoded ids, and no piece holds half a character: also on a
+                         scripted continuation whose 2- and 3-byte characters are split across tokens.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
+from minigpt import engines
 from minigpt.course.grader import Step, load_reference
 
 IMPL = "minigpt.sampling"
@@ -150,6 +154,42 @@ def _generate(impl, g) -> None:
         g.equal("ids up to and including the first stop id", [int(i) for i in got], want[:first + 1])
 
 
+class _Scripted:
+    """A stand-in model whose greedy continuation is a fixed list of ids (the tokens of a text whose
+    characters are split across tokens), and the cache it hands out: a counter of fed positions."""
+
+    def __init__(self, prompt_len: int, script: list[int], vocab_size: int, block_size: int):
+        self.prompt_len, self.script = prompt_len, list(script)
+        self.config = SimpleNamespace(vocab_size=vocab_size, block_size=block_size, n_layer=0)
+        self.params: dict = {}
+
+    def new_kv_cache(self):
+        return _Counter()
+
+    def forward(self, idx, kv_cache=None):
+        idx = np.asarray(idx)
+        start = len(kv_cache) if kv_cache is not None else 0
+        if kv_cache is not None:
+            kv_cache.n += idx.shape[1]
+        logits = np.zeros((*idx.shape, self.config.vocab_size))            # (B, T, V)
+        for t in range(idx.shape[1]):
+            j = start + t + 1 - self.prompt_len                  # the new token that position t predicts
+            if 0 <= j < len(self.script):
+                logits[:, t, self.script[j]] = 1.0
+        return logits
+
+
+class _Counter:
+    def __init__(self):
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def reset(self) -> None:
+        self.n = 0
+
+
 def _stream(impl, g) -> None:
     from minigpt import hf
 
@@ -163,6 +203,16 @@ def _stream(impl, g) -> None:
             g.equal("text vs transformers' decode", "".join(pieces), run_["text"])
             g.true("no piece holds a broken character (U+FFFD)", all("\ufffd" not in p for p in pieces)
                    or "\ufffd" in run_["text"])
+    text = "é, 日本, ok"                                                    # 2- and 3-byte characters
+    script = tok.encode(text)
+    with g.case(f"stream, a continuation whose characters are split across tokens: {text!r} is "
+                f"{len(script)} tokens", pitfall="stream"), engines.disabled():
+        prompt = tok.encode("A")
+        fake = _Scripted(len(prompt), script, model.config.vocab_size, model.config.block_size)
+        pieces = list(impl.stream(fake, prompt, tok, max_new_tokens=len(script), temperature=0.0))
+        g.equal("the pieces joined", "".join(pieces), text)
+        g.true("no piece holds a broken character (U+FFFD)", all("\ufffd" not in p for p in pieces),
+               f"pieces: {pieces}")
 
 
 STEPS = [
