@@ -175,6 +175,9 @@ MUTANTS = [
     # ---- 06 cross-entropy ------------------------------------------------------------------------------
     Mutant("06", 1, "naive softmax", "minigpt.layers.loss",
            "shifted = z - z.max(axis=-1, keepdims=True)", "shifted = z * 1.0", ("NaN/inf", "naive softmax")),
+    Mutant("06", 1, "-log of the softmax", "minigpt.layers.loss",
+           "nll = np.log(sumexp[rows, 0]) - shifted[rows, t[rows]]", "nll = -np.log(probs[rows, t[rows]])",
+           ("NaN/inf", "-log(softmax(z)[y])")),
     Mutant("06", 1, "dividing by N in the forward", "minigpt.layers.loss",
            "float(nll.sum(dtype=np.float64) / n)", "float(nll.sum(dtype=np.float64) / t.shape[0])",
            ("yours / reference = 0.", "Dividing by N instead of n")),
