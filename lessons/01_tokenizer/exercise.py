@@ -11,8 +11,9 @@ learned, stored as merges[(a, b)] = new_id. Grade your file, one step or all, an
     minigpt lesson check 01 --impl lessons/01_tokenizer/exercise.py [--step K]
     minigpt lesson hint 01 K          # the first hint nudges, the last nearly gives it away
 
-The checker hands encode/decode GPT-2's 50,000 merges translated to this byte numbering (GPT-2 numbers
-its byte tokens in another order; the checker translates for you) and compares with tiktoken's ids.
+The checker hands encode/decode GPT-2's merges translated to this byte numbering (GPT-2 numbers its byte
+tokens in another order; the checker translates for you) and compares with tiktoken's ids: the first
+1,000 tokens always (shipped in reference/), all 50,000 when ../shared/data/gpt2.tiktoken is there.
 Only `regex` (the third-party module, for \\p{L} and friends) and the standard library are needed.
 What you do not need here: special tokens, saving, streaming (minigpt/tokenizer/bpe_tokenizer.py has those).
 """
