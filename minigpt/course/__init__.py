@@ -6,6 +6,7 @@
     diagnose.py    bug signatures of a failing array (constant ratio, sign flip, transpose, shift, missing
                    sum, NaN, not updated in place) and where its worst difference is
     hints.py       a lesson's hints.toml: progressive hints per step (`minigpt lesson hint NN K`), pitfalls
+    notebook.py    `minigpt lesson notebook NN`: the chapter and its walk-through as a Jupyter notebook
 
 Teaches nothing by itself; the lessons/ folder uses it.
 """
