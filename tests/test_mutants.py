@@ -75,6 +75,7 @@ SOFTMAX_BLOCK = ("    np.copyto(att, -np.inf, where=causal_mask(Tq, Tk))   # no 
                  "    np.exp(att, out=att)                              # (B, H, Tq, Tk)\n"
                  "    att /= att.sum(axis=-1, keepdims=True)")
 
+PARALLEL_IMPL = ("minigpt.parallel.allreduce", "minigpt.training.batches")    # lesson 13's IMPL
 TRAIN_IMPL = ("minigpt.training.batches", "minigpt.training.loop")    # lesson 09's IMPL
 
 MUTANTS = [
@@ -324,6 +325,14 @@ MUTANTS = [
            "total += float(row[skip:].sum())\n            count += len(row) - skip",
            "total += float(row.sum())\n            count += len(row)", ("Sliding windows",),
            impl="minigpt.metrics"),
+    # ---- 13 data parallel --------------------------------------------------------------------------------
+    Mutant("13", 2, "every rank weighted 1/N", "minigpt.training.batches",
+           "weight = int(np.count_nonzero(ys != ignore_index)) / total if total else 1.0 / size",
+           "weight = 1.0 / size", ("Averaging means of uneven slices",), impl=PARALLEL_IMPL),
+    Mutant("13", 3, "the all-gather adds instead of copying", "minigpt.parallel.allreduce",
+           "                bufs[r][slice(*bounds[recv])] = got",
+           "                bufs[r][slice(*bounds[recv])] += got",
+           ("The ring: each rank sends only",), impl=PARALLEL_IMPL),
     # ---- 03 layer-norm -------------------------------------------------------------------------------
     Mutant("03", 1, "unbiased variance", "minigpt.layers.layernorm",
            "var = np.mean(xc * xc, axis=-1, keepdims=True)",
@@ -366,7 +375,7 @@ def test_grader_fails_and_names_the_mutant(m: Mutant):
 
 def test_every_lesson_has_mutants():
     covered = {m.lesson for m in MUTANTS}
-    assert covered == {f"{n:02d}" for n in range(1, 13)} - MISSING, sorted(covered)
+    assert covered >= {f"{n:02d}" for n in range(1, 14)} - MISSING, sorted(covered)
 
 
 MISSING: set[str] = set()
