@@ -44,7 +44,7 @@ def _chunks(impl: ModuleType, g: Grader) -> None:
         if bad:
             c = cases[bad[0]]
             detail = (f"{len(bad)} wrong; first: n={c['n']}, N={c['size']}: yours {got[bad[0]]}, reference "
-                      f"{want[bad[0]]}")
+                      f"{want[bad[0]]}. The first n % N chunks are one longer; together they cover 0 .. n")
         g.true(f"bounds of {len(cases)} (n, N) pairs, n = 0 .. 100, N = 1 .. 8", not bad, detail)
 
 
@@ -65,6 +65,9 @@ def _shard(impl: ModuleType, g: Grader) -> None:
             weights.append(float(w))
         g.close("weights (each rank's counted targets / the batch's)", np.array(weights), ref["weight"],
                 rtol=RTOL)
+        if np.allclose(weights, 1.0 / n_ranks) and not np.allclose(ref["weight"], 1.0 / n_ranks):
+            g.true("diagnosis", False, "every weight is 1/N: count the targets that are not ignore_index "
+                                       "(-100), in the slice and in the whole batch")
         for name in NAMES:
             combined = sum(w * ref[f"grad_rank{r}.{name}"] for r, w in enumerate(weights))
             g.close(f"sum_r weight_r x grad_r == torch's big-batch gradient ({name})", combined,
