@@ -22,6 +22,7 @@ from pathlib import Path
 
 from minigpt.allocator import keep_freed_memory
 from minigpt.course import grader as grading
+from minigpt.course.hints import load_hints
 from minigpt.course.notebook import write_notebook
 from minigpt.datasets.recipes import RECIPES, prepare
 from minigpt.files import checkpoint, download
@@ -68,20 +69,30 @@ def _add_progress(p: argparse.ArgumentParser) -> None:
                    help="draw progress bars (default: only when stderr is a terminal)")
 
 
-# ---- minigpt lesson list | run NN | check NN [--impl FILE] ---------------------------------------------
+# ---- minigpt lesson list | run NN | hint NN [STEP] | check NN [--impl FILE] [--step K] -------------------
 def _add_lesson(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lesson", help="list, run or grade the lessons",
-                       description="The chapters: list them, run a walk-through, or grade an implementation.")
+    p = sub.add_parser("lesson", help="list, run, hint or grade the lessons",
+                       description="The chapters: list them, run a walk-through, show an exercise's hints, "
+                                   "or grade an implementation.")
     lsub = p.add_subparsers(dest="lesson_cmd", required=True)
     lsub.add_parser("list", help="the lessons, in order")
     run = lsub.add_parser("run", help="run a lesson's walk-through (lesson.py)")
     run.add_argument("number", help="lesson number, e.g. 04")
+    hint = lsub.add_parser("hint", help="progressive hints for an exercise step",
+                           description="Without STEP: the exercise's steps. With STEP: its hints up to "
+                                       "--level (the first nudges, the last nearly gives the answer).")
+    hint.add_argument("number", help="lesson number, e.g. 03")
+    hint.add_argument("step", nargs="?", type=int, help="step number (see `minigpt lesson hint NN`)")
+    hint.add_argument("--level", type=int, default=1, help="show hints 1..LEVEL (default 1)")
+    hint.add_argument("--all", action="store_true", help="show every hint of the step")
     check = lsub.add_parser("check", help="grade an implementation against a lesson's stored references",
                             description="Grade minigpt's own module, or your file with --impl, against the "
-                                        "lesson's references. Exit code 1 if any check fails.")
+                                        "lesson's references, step by step. Exit code 1 unless every graded "
+                                        "step passes.")
     check.add_argument("number", help="lesson number, e.g. 04")
     check.add_argument("--impl", help="a .py file (e.g. the lesson's exercise.py once filled in) or a "
                                       "module name; default: minigpt's own implementation")
+    check.add_argument("--step", type=int, help="grade only this step of the exercise")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     _add_lesson_notebook(lsub)
 
@@ -100,10 +111,36 @@ def _cmd_lesson(args: argparse.Namespace) -> int:
         if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
             env.setdefault("MPLBACKEND", "Agg")  # no screen: save the figures, don't show them
         return subprocess.call([sys.executable, "lesson.py"], cwd=folder, env=env)
-    g = grading.grade(folder, impl=args.impl, verbose=not args.quiet)
+    if args.lesson_cmd == "hint":
+        return _show_hints(folder, args.step, len(load_hints(folder).steps.get(args.step or 0, []))
+                           if args.all else args.level)
+    g = grading.grade(folder, impl=args.impl, verbose=not args.quiet, step=args.step)
     if args.quiet:
         print(g.summary())
-    return 1 if g.failed else 0
+    return 0 if g.ok else 1
+
+
+def _show_hints(folder, step: int | None, level: int) -> int:
+    steps = {s.number: s for s in grading.list_steps(folder)}
+    hints = load_hints(folder)
+    number = folder.name.split("_", 1)[0]
+    if step is None:
+        print(f"{folder.name}: the exercise's steps (hints: minigpt lesson hint {number} STEP)")
+        for n, s in steps.items():
+            print(f"  step {n}  {s.title} ({', '.join(s.functions)}): {len(hints.steps.get(n, []))} hints")
+        return 0
+    if step not in steps:
+        print(f"error: {folder.name} has no step {step}; its steps are {sorted(steps)}", file=sys.stderr)
+        return 2
+    shown = hints.steps.get(step, [])
+    s = steps[step]
+    print(f"{folder.name}, step {step}: {s.title} ({', '.join(s.functions)})")
+    for i, text in enumerate(shown[:max(level, 1)], start=1):
+        print(f"  hint {i}/{len(shown)}: {text}")
+    if level < len(shown):
+        print(f"  (next: minigpt lesson hint {number} {step} --level {max(level, 1) + 1}; "
+              f"then grade it alone: minigpt lesson check {number} --impl FILE --step {step})")
+    return 0
 
 
 def _add_lesson_notebook(lsub: argparse._SubParsersAction) -> None:

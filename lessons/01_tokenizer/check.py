@@ -27,11 +27,11 @@ import hashlib
 
 import numpy as np
 
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 from minigpt.files.paths import shared_data
 from minigpt.tokenizer.files import read_tiktoken, recover_merges
 
-IMPL = "minigpt.tokenizer.bpe"
+IMPL = ("minigpt.tokenizer.bpe", "minigpt.tokenizer.bpe_tokenizer")   # the functions, and the class
 
 
 def _in_byte_ids(byte_ids, merges):
@@ -67,55 +67,68 @@ def _small_in_byte_ids(small):
     return _in_byte_ids(byte_ids, {(a, b): idx for a, b, idx in small["merges"]})
 
 
-def run(impl, g) -> None:
-    # ---- the two building blocks ------------------------------------------------------------------------
+def _get_stats(impl, g) -> None:
     for k, case in enumerate(load_reference(__file__, "basics.json")):
-        with g.case(f"get_stats #{k} {case['ids']}"):
+        with g.case(f"get_stats #{k} {case['ids']}", pitfall="overlap"):
             stats = impl.get_stats(list(case["ids"]))
             g.equal("pair counts", sorted([a, b, n] for (a, b), n in stats.items()), case["stats"])
-        with g.case(f"merge #{k} {case['ids']} {tuple(case['pair'])} -> {case['idx']}"):
+
+
+def _merge(impl, g) -> None:
+    for k, case in enumerate(load_reference(__file__, "basics.json")):
+        with g.case(f"merge #{k} {case['ids']} {tuple(case['pair'])} -> {case['idx']}", pitfall="overlap"):
             g.equal("ids", list(impl.merge(list(case["ids"]), tuple(case["pair"]), case["idx"])),
                     case["merged"])
 
-    # ---- training ---------------------------------------------------------------------------------------
+
+def _train(impl, g) -> None:
     train = load_reference(__file__, "training.json")
-    with g.case(f"train: {len(train['merges'])} merges on tiny Shakespeare vs tiktoken's trainer"):
+    with g.case(f"train: {len(train['merges'])} merges on tiny Shakespeare vs tiktoken's trainer",
+                pitfall="ties"):
         merges = impl.train(train["text"], train["vocab_size"], train["pattern"])
         got = sorted([[a, b, idx] for (a, b), idx in merges.items()], key=lambda m: m[2])
         g.equal("merges [left, right, new]", got, train["merges"])
     for case in train["tie_cases"]:
-        with g.case(f"train with tied counts ({case['tied_steps']} tied steps): {case['text'][:30]!r}"):
+        with g.case(f"train with tied counts ({case['tied_steps']} tied steps): {case['text'][:30]!r}",
+                    pitfall="ties"):
             merges = impl.train(case["text"], case["vocab_size"], case["pattern"])
             got = sorted([[a, b, idx] for (a, b), idx in merges.items()], key=lambda m: m[2])
             g.equal("merges [left, right, new] (ties: the smallest pair)", got, case["merges"])
 
-    # ---- encode / decode with a small vocabulary (shipped, always graded) --------------------------------
+
+HOW_GPT2 = ("../shared/data/gpt2.tiktoken is not available: put GPT-2's gpt2.tiktoken in ../shared/data/ "
+            "(minigpt download gpt2-tiktoken) to grade encode and decode with all 50,000 merges")
+
+
+def _encode_decode(impl, g) -> None:
+    # ---- a small vocabulary (shipped, always graded) ---------------------------------------------------
     small = load_reference(__file__, "small_vocab.json")
     small_merges, to_small, from_small = _small_in_byte_ids(small)
     for case in small["texts"]:
-        with g.case(f"encode/decode, GPT-2's first {small['vocab_size']} tokens: {case['name']}"):
+        with g.case(f"encode/decode, GPT-2's first {small['vocab_size']} tokens: {case['name']}",
+                    pitfall="priority"):
             g.equal("ids", to_small(impl.encode(case["text"], small_merges, small["pattern"])), case["ids"])
             g.equal("decode(ids)", impl.decode(from_small(case["ids"]), small_merges), case["text"])
     for case in small["partial"]:
-        with g.case(f"decode ids that end mid-character (small vocabulary) {case['ids']}"):
+        with g.case(f"decode ids that end mid-character (small vocabulary) {case['ids']}", pitfall="replace"):
             g.equal("text (U+FFFD for broken UTF-8)", impl.decode(from_small(case["ids"]), small_merges),
                     case["text"])
 
-    # ---- GPT-2 ------------------------------------------------------------------------------------------
+    # ---- GPT-2's 50,000 merges (../shared/data) ----------------------------------------------------------
     path = shared_data("gpt2.tiktoken")
     if path is None:
-        g.skip("GPT-2 ids", "../shared/data/gpt2.tiktoken is not available")
+        g.skip("GPT-2 ids: encode and decode with all 50,000 merges", HOW_GPT2)
         return
     ref = load_reference(__file__, "gpt2_texts.json")
-    pattern = train["pattern"]
+    pattern = load_reference(__file__, "training.json")["pattern"]
     gpt2_merges, to_gpt2, from_gpt2 = _gpt2_in_byte_ids(path)
     for case in ref["texts"]:                                          # the functions know no special tokens:
-        with g.case(f"GPT-2 encode/decode: {case['name']}"):          # special-token text is ordinary text
+        with g.case(f"GPT-2 encode/decode: {case['name']}", pitfall="priority"):   # special text is ordinary
             ids = to_gpt2(impl.encode(case["text"], gpt2_merges, pattern))
             g.equal("ids", ids, case["ordinary_ids"])
             g.equal("decode(ids)", impl.decode(from_gpt2(case["ordinary_ids"]), gpt2_merges), case["text"])
     for case in ref["partial"]:
-        with g.case(f"GPT-2 decode ids that end mid-character {case['ids']}"):
+        with g.case(f"GPT-2 decode ids that end mid-character {case['ids']}", pitfall="replace"):
             g.equal("text (U+FFFD for broken UTF-8)", impl.decode(from_gpt2(case["ids"]), gpt2_merges),
                     case["text"])
 
@@ -123,19 +136,27 @@ def run(impl, g) -> None:
     for name, want in corpora.items():
         corpus = shared_data(name)
         if corpus is None or hashlib.sha256(corpus.read_bytes()).hexdigest() != want["file_sha256"]:
-            g.skip(f"GPT-2 on {name}", "the corpus is absent or not the file the reference was made from")
+            g.skip(f"GPT-2 on {name}", "the corpus is absent or not the file the reference was made from: "
+                   f"put {name} in ../shared/data/ (minigpt download) to grade it")
             continue
-        with g.case(f"GPT-2 encode {name}"):
+        with g.case(f"GPT-2 encode {name}", pitfall="priority"):
             ids = to_gpt2(impl.encode(corpus.read_text(encoding="utf-8"), gpt2_merges, pattern))
             g.equal("token count", len(ids), want["tokens"])
             g.equal("first ids", ids[:16], want["first_ids"])
             g.equal("sha256 of the ids", hashlib.sha256(np.asarray(ids, dtype="<u4").tobytes()).hexdigest(),
                     want["ids_sha256"])
 
-    # ---- the full tokenizer class (optional for your own file) ---------------------------------------------
+
+def _tokenizer_class(impl, g) -> None:
     if not hasattr(impl, "BPETokenizer"):
-        g.skip("BPETokenizer class", "your module has no BPETokenizer class (optional)")
+        g.skip("BPETokenizer class", "your module has no BPETokenizer class (optional; "
+               "minigpt/tokenizer/bpe_tokenizer.py has one): define it to have it graded")
         return
+    path = shared_data("gpt2.tiktoken")
+    if path is None:
+        g.skip("BPETokenizer.from_tiktoken", HOW_GPT2)
+        return
+    ref = load_reference(__file__, "gpt2_texts.json")
     with g.case("BPETokenizer.from_tiktoken"):
         tok = impl.BPETokenizer.from_tiktoken(path)
         g.equal("vocab_size", tok.vocab_size, 50257)
@@ -166,3 +187,13 @@ def run(impl, g) -> None:
             text = "".join(pieces) + dec.flush()
             g.true(f"{case['name']!r}: joined pieces == text, no U+FFFD",
                    text == case["text"] and all("\ufffd" not in p for p in pieces))
+
+
+STEPS = [
+    Step(1, "count adjacent pairs", ("get_stats",), _get_stats),
+    Step(2, "merge a pair, left to right", ("merge",), _merge),
+    Step(3, "learn the merges", ("train",), _train),
+    Step(4, "encode and decode with GPT-2's merges", ("encode", "decode"), _encode_decode),
+    Step(5, "optional: the full tokenizer class (special tokens, streaming)", ("BPETokenizer",),
+         _tokenizer_class),
+]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigpt.course.gradcheck import check_layer
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 
 IMPL = "minigpt.layers.layernorm"
 
@@ -40,46 +40,69 @@ def _case(ref: dict, key: str) -> dict:
     return {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(key + "/")}
 
 
-def run(impl, g) -> None:
+def _forward(impl, g) -> None:
     ref = load_reference(__file__, "layernorm.npz")
     for key, title, tol, dtype in CASES:
         r = _case(ref, key)
-        with g.case(f"layernorm {title}"):
-            out, cache = impl.layernorm_forward(r["x"], r["weight"], r.get("bias"), eps=float(r["eps"]))
+        with g.case(f"layernorm_forward {title}", pitfall=(PITFALLS.get(key, "variance"), "axis")):
+            out, _ = impl.layernorm_forward(r["x"], r["weight"], r.get("bias"), eps=float(r["eps"]))
             g.close("out", out, r["out"], dtype=dtype, **tol)
-            dx, dweight, dbias = impl.layernorm_backward(r["dout"], cache)
-            g.close("dx", dx, r["dx"], dtype=dtype, **tol)
-            g.close("dweight", dweight, r["dweight"], dtype=dtype, **tol)
-            if "dbias" in r:
-                g.close("dbias", dbias, r["dbias"], dtype=dtype, **tol)
-            else:
-                g.true("dbias is None when there is no bias", dbias is None, f"got {type(dbias).__name__}")
 
     r = _case(ref, "f64")
     x = r["x"]
     C = x.shape[-1]
-    with g.case("layernorm properties"):
-        out, cache = impl.layernorm_forward(x, np.ones(C), np.zeros(C))
+    with g.case("layernorm_forward properties", pitfall="variance"):
+        out, _ = impl.layernorm_forward(x, np.ones(C), np.zeros(C))
         out = np.asarray(out)
         var = x.var(axis=-1, keepdims=True)                                # (B, T, 1) biased, like torch
         g.close("each row of the normalised output has mean 0", out.mean(axis=-1),
                 np.zeros(out.shape[:-1]), rtol=0, atol=1e-12)
         g.close("... and variance var / (var + eps), i.e. ~1 (divide by C, not C - 1)",
                 out.var(axis=-1, keepdims=True), var / (var + 1e-5), rtol=1e-10, atol=1e-12)
-        dx, _, _ = impl.layernorm_backward(r["dout"], cache)
-        g.close("dx sums to 0 over the channels (adding a constant to a row changes nothing)",
-                np.asarray(dx).sum(axis=-1), np.zeros(out.shape[:-1]), rtol=0, atol=1e-12)
 
     c = _case(ref, "const")
-    with g.case("layernorm constant rows"):
+    with g.case("layernorm_forward constant rows", pitfall="one_pass"):
         out, _ = impl.layernorm_forward(c["x"], c["weight"], c["bias"])
         out = np.asarray(out)
         g.true("no NaN or inf", bool(np.all(np.isfinite(out))))
         g.close("a constant row comes out as the bias (x - mean = 0)", out[0, 0], c["bias"],
                 rtol=0, atol=1e-12)
 
-    with g.case("layernorm finite differences (float64)"):
+
+def _backward(impl, g) -> None:
+    ref = load_reference(__file__, "layernorm.npz")
+    for key, title, tol, dtype in CASES:
+        r = _case(ref, key)
+        with g.case(f"layernorm_backward {title}", pitfall="dx_terms"):
+            _, cache = impl.layernorm_forward(r["x"], r["weight"], r.get("bias"), eps=float(r["eps"]))
+            dx, dweight, dbias = impl.layernorm_backward(r["dout"], cache)
+            g.close("dweight", dweight, r["dweight"], dtype=dtype, pitfall="sum_rows", **tol)
+            if "dbias" in r:
+                g.close("dbias", dbias, r["dbias"], dtype=dtype, pitfall="sum_rows", **tol)
+            else:
+                g.true("dbias is None when there is no bias", dbias is None, f"got {type(dbias).__name__}")
+            g.close("dx", dx, r["dx"], dtype=dtype, **tol)
+
+    r = _case(ref, "f64")
+    x = r["x"]
+    C = x.shape[-1]
+    with g.case("layernorm_backward: shift invariance", pitfall="dx_terms"):
+        _, cache = impl.layernorm_forward(x, np.ones(C), np.zeros(C))
+        dx, _, _ = impl.layernorm_backward(r["dout"], cache)
+        g.close("dx sums to 0 over the channels (adding a constant to a row changes nothing)",
+                np.asarray(dx).sum(axis=-1), np.zeros(x.shape[:-1]), rtol=0, atol=1e-12)
+
+    with g.case("layernorm finite differences (float64)", pitfall="dx_terms"):
         args = [x.copy(), r["weight"].copy(), r["bias"].copy()]
         errors = check_layer(impl.layernorm_forward, impl.layernorm_backward, args)
         for name, label in (("arg0", "dx"), ("arg1", "dweight"), ("arg2", "dbias")):
-            g.true(f"{label}: relative error {errors[name]:.2e} < 1e-7", errors[name] < 1e-7)
+            g.below(f"{label}: relative error", errors[name], 1e-7,
+                    pitfall="dx_terms" if label == "dx" else "sum_rows")
+
+
+PITFALLS = {"eps": "eps", "const": "one_pass"}
+
+STEPS = [
+    Step(1, "normalise each row, then scale and shift", ("layernorm_forward",), _forward),
+    Step(2, "the backward: dweight, dbias and the compact dx", ("layernorm_backward",), _backward),
+]

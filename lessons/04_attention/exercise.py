@@ -1,8 +1,13 @@
-"""Your turn: causal multi-head self-attention, forward and backward.
+"""Your turn: causal multi-head self-attention, forward and backward, in five steps.
 
-Fill in the bodies, then grade your file:
+    step 1  causal_mask                              the causal mask, with a KV cache's offset
+    step 2  sdpa_forward                             scaled dot-product attention, forward
+    step 3  sdpa_backward                            its backward
+    step 4  split_heads, merge_heads                 channels into heads and back
+    step 5  attention_forward, attention_backward    the whole layer
 
-    minigpt lesson check 04 --impl lessons/04_attention/exercise.py
+    minigpt lesson check 04 --impl lessons/04_attention/exercise.py [--step K]
+    minigpt lesson hint 04 K                         # the first hint nudges, the last nearly gives it away
 
 Shape legend: B batch, T time, C channels, H heads, D head size (C = H * D); Tq queries, Tk keys.
 Use NumPy only, and no Python loop over batch, heads or time steps: batched matmuls (`@`) do all heads
@@ -19,65 +24,67 @@ from minigpt.layers.linear import linear_backward, linear_forward  # noqa: F401 
 
 
 def causal_mask(Tq: int, Tk: int) -> np.ndarray:
-    """(Tq, Tk) bool, True where query i may NOT look at key j.
+    """(Tq, Tk) bool, True where query i may NOT look at key j.   (step 1)
 
-    The queries are the LAST Tq of the Tk positions (a KV cache holds the earlier ones), so query i sits
-    at position Tk - Tq + i and may see keys 0 .. Tk - Tq + i. With Tq == Tk this is the strict upper
-    triangle.
+    The queries are the LAST Tq of the Tk positions (a KV cache holds the earlier ones). A query may look
+    at its own position and every earlier one, never a later one. With Tq == Tk this is the usual causal
+    mask; Tq = 2, Tk = 5 (two new tokens after three cached ones) is graded too.
     """
-    raise NotImplementedError("causal_mask: compare key positions with query positions (+ the offset)")
+    raise NotImplementedError("step 1 not started: causal_mask")
 
 
 def sdpa_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, attn_pdrop: float = 0.0,
                  rng: np.random.Generator | None = None, training: bool = True):
-    """q (B, H, Tq, D), k and v (B, H, Tk, D) -> y (B, H, Tq, D), cache.
+    """q (B, H, Tq, D), k and v (B, H, Tk, D) -> y (B, H, Tq, D), cache.   (step 2)
 
-    y = dropout(softmax(q k^T / sqrt(D) + mask)) v, the softmax over the keys (the last axis).
-    - Masked scores become -inf, so their weights are exactly 0.
-    - Subtract each row's maximum before exp: scores of 1e4 must not overflow to inf (and then NaN).
-    - Dropout (minigpt.layers.dropout.dropout_forward with attn_pdrop, rng, training) acts on the weights.
-    - Keep in the cache what the backward needs: the weights before and after dropout, q, k, v, the scale.
-    Must work in float32 (result float32) and float64.
+    Causal scaled dot-product attention, as torch's F.scaled_dot_product_attention with a bottom-right
+    causal mask (your step 1). Must hold:
+    - each query's weights over the keys are >= 0 and sum to 1 (v = 1 gives y = 1); hidden keys get a
+      weight of exactly 0;
+    - scores of 1e4 give no inf or NaN;
+    - dropout (minigpt.layers.dropout.dropout_forward with attn_pdrop, rng, training) acts on the weights;
+    - the last 2 queries against all keys give the last 2 rows of the full attention;
+    - float32 in, float32 out; float64 stays float64.
+    The cache is yours: keep what the backward needs.
     """
-    raise NotImplementedError("sdpa_forward: scores, scale, mask, stable softmax, dropout, weights @ v")
+    raise NotImplementedError("step 2 not started: sdpa_forward")
 
 
 def sdpa_backward(dy: np.ndarray, cache):
-    """dy (B, H, Tq, D) -> dq (B, H, Tq, D), dk (B, H, Tk, D), dv (B, H, Tk, D).
+    """dy (B, H, Tq, D) -> dq (B, H, Tq, D), dk (B, H, Tk, D), dv (B, H, Tk, D).   (step 3)
 
-    Walk the forward backwards: y = A v gives dv and dA; dropout's backward; then the softmax backward,
-    row by row, ds = p * (dp - sum(dp * p)) with p the softmax output; then the scale; then the scores
-    s = q k^T give dq and dk. Masked entries have p = 0, so they need no special case.
+    The gradients of sum(y * dy), graded against torch's autograd and against finite differences of
+    your own forward (with and without dropout). Derive the softmax's backward on paper first.
     """
-    raise NotImplementedError("sdpa_backward: dv, dA, dropout, softmax backward, scale, dq and dk")
+    raise NotImplementedError("step 3 not started: sdpa_backward")
 
 
 def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
-    """(B, T, C) -> (B, H, T, D): channels h*D .. (h+1)*D - 1 become head h."""
-    raise NotImplementedError("split_heads: reshape to (B, T, H, D), then move H before T")
+    """(B, T, C) -> (B, H, T, D): channels h*D .. (h+1)*D - 1 become head h.   (step 4)"""
+    raise NotImplementedError("step 4 not started: split_heads")
 
 
 def merge_heads(y: np.ndarray) -> np.ndarray:
-    """(B, H, T, D) -> (B, T, C): the inverse of split_heads."""
-    raise NotImplementedError("merge_heads: move H back after T, then reshape to (B, T, H * D)")
+    """(B, H, T, D) -> (B, T, C): the inverse of split_heads.   (step 4)"""
+    raise NotImplementedError("step 4 not started: merge_heads")
 
 
 def attention_forward(x: np.ndarray, c_attn_weight: np.ndarray, c_attn_bias: np.ndarray | None,
                       c_proj_weight: np.ndarray, c_proj_bias: np.ndarray | None, n_head: int,
                       attn_pdrop: float = 0.0, rng: np.random.Generator | None = None, training: bool = True):
     """x (B, T, C) -> out (B, T, C), cache. c_attn_weight (C, 3C), c_proj_weight (C, C): (in, out) layout.
+    (step 5)
 
-    qkv = x @ c_attn_weight + c_attn_bias, split along the last axis into q, k, v IN THAT ORDER (GPT-2's
-    checkpoints depend on it), each split into n_head heads; sdpa; heads merged; out = y @ c_proj_weight
-    + c_proj_bias. Raise ValueError with a clear message when C is not divisible by n_head.
+    GPT-2's attention layer: c_attn maps x to 3C channels holding q, k and v, IN THAT ORDER (GPT-2's
+    checkpoints depend on it); each is split into n_head heads; sdpa; heads merged; c_proj maps back to
+    C channels. Raise ValueError with a clear message when C is not divisible by n_head.
     """
-    raise NotImplementedError("attention_forward: c_attn, split q|k|v, heads, sdpa, merge, c_proj")
+    raise NotImplementedError("step 5 not started: attention_forward")
 
 
 def attention_backward(dout: np.ndarray, cache):
-    """dout (B, T, C) -> (dx, dc_attn_weight, dc_attn_bias, dc_proj_weight, dc_proj_bias).
+    """dout (B, T, C) -> (dx, dc_attn_weight, dc_attn_bias, dc_proj_weight, dc_proj_bias).   (step 5)
 
-    In reverse: c_proj's backward, split the gradient into heads, sdpa_backward, merge dq, dk, dv and
-    concatenate them (q, k, v order) into dqkv (B, T, 3C), then c_attn's backward.
+    In the order of the forward's inputs; graded against torch and finite differences.
     """
-    raise NotImplementedError("attention_backward: c_proj back, heads, sdpa back, merge, c_attn back")
+    raise NotImplementedError("step 5 not started: attention_backward")

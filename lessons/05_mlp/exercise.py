@@ -1,8 +1,12 @@
-"""Lesson 05, your turn: GPT-2's Conv1D linear layer, the tanh GELU and the MLP, forward and backward.
+"""Lesson 05, your turn: GPT-2's Conv1D linear layer, the tanh GELU and the MLP, in four steps.
 
-Fill in the six bodies, then grade them:
+    step 1  linear_forward, linear_backward    GPT-2's Conv1D linear layer
+    step 2  gelu_forward                       the tanh GELU ("gelu_new")
+    step 3  gelu_backward                      its derivative (derive it: the chapter's math)
+    step 4  mlp_forward, mlp_backward          c_fc (C -> 4C), GELU, c_proj (4C -> C)
 
-    minigpt lesson check 05 --impl lessons/05_mlp/exercise.py
+    minigpt lesson check 05 --impl lessons/05_mlp/exercise.py [--step K]
+    minigpt lesson hint 05 K                   # the first hint nudges, the last nearly gives it away
 
 The checks compare your results with PyTorch's (float64, rtol 1e-10), run float32 in -> float32 out, and
 compare your backward with finite differences. Shape legend: B batch, T time, C channels, N = B*T rows.
@@ -22,41 +26,42 @@ GELU_CUBIC = 0.044715
 
 
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None):
-    """x (..., Cin) @ weight (Cin, Cout) + bias (Cout,) -> out (..., Cout), cache.
+    """x (..., Cin), weight (Cin, Cout), bias (Cout,) or None -> out (..., Cout), cache.   (step 1)
 
-    weight is stored (in, out) like GPT-2's Conv1D (torch's nn.Linear stores (out, in)). bias may be None.
-    Raise ValueError when x's last dimension is not weight.shape[0] (a transposed weight, say).
+    weight is stored (in, out) like GPT-2's Conv1D (torch's nn.Linear stores (out, in)). Any number of
+    leading axes. Raise ValueError when x's last dimension is not weight.shape[0] (a transposed weight, say).
     """
-    raise NotImplementedError("linear_forward: out = x @ weight + bias, for any number of leading dims")
+    raise NotImplementedError("step 1 not started: linear_forward")
 
 
 def linear_backward(dout: np.ndarray, cache):
-    """dout (..., Cout) -> dx (..., Cin), dweight (Cin, Cout), dbias (Cout,) or None when there was no bias.
+    """dout (..., Cout) -> dx (..., Cin), dweight (Cin, Cout), dbias (Cout,) or None without bias.   (step 1)
 
-    Every leading position used the same weight, so dweight and dbias sum over all N = B*T rows.
+    The gradients of sum(out * dout), in the order of the forward's inputs.
     """
-    raise NotImplementedError("linear_backward: dx = dout @ weight.T, dweight = x.T @ dout, dbias = sum")
+    raise NotImplementedError("step 1 not started: linear_backward")
 
 
 def gelu_forward(x: np.ndarray):
-    """x (...) -> out (...), cache: GPT-2's tanh GELU ("gelu_new"), element by element.
+    """x (...) -> out (...), cache: GPT-2's tanh GELU ("gelu_new"), element by element.   (step 2)
 
-        out = 0.5 x (1 + tanh(GELU_SCALE (x + GELU_CUBIC x^3)))
+    Built from tanh with the two constants above; transformers' ACT2FN["gelu_new"] is the reference. It is
+    not the exact erf GELU (torch's nn.GELU()): the two differ by up to 5e-4. float32 stays float32.
     """
-    raise NotImplementedError("gelu_forward: 0.5 * x * (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)")
+    raise NotImplementedError("step 2 not started: gelu_forward")
 
 
 def gelu_backward(dout: np.ndarray, cache):
-    """dout (...) -> dx (...): dout times the derivative of the tanh GELU at x (derive it; see README)."""
-    raise NotImplementedError("gelu_backward: product rule on 0.5 x (1 + tanh(u)), chain rule through u")
+    """dout (...) -> dx (...): dout times the derivative of the tanh GELU at x.   (step 3)"""
+    raise NotImplementedError("step 3 not started: gelu_backward")
 
 
 def mlp_forward(x: np.ndarray, c_fc_weight: np.ndarray, c_fc_bias: np.ndarray | None,
                 c_proj_weight: np.ndarray, c_proj_bias: np.ndarray | None):
-    """x (B, T, C) -> out (B, T, C), cache: c_fc (C -> 4C), GELU, c_proj (4C -> C)."""
-    raise NotImplementedError("mlp_forward: compose linear_forward, gelu_forward, linear_forward")
+    """x (B, T, C) -> out (B, T, C), cache: c_fc (C -> 4C), GELU, c_proj (4C -> C).   (step 4)"""
+    raise NotImplementedError("step 4 not started: mlp_forward")
 
 
 def mlp_backward(dout: np.ndarray, cache):
-    """dout (B, T, C) -> dx, dc_fc_weight, dc_fc_bias, dc_proj_weight, dc_proj_bias (input order)."""
-    raise NotImplementedError("mlp_backward: run the three backwards in reverse order")
+    """dout (B, T, C) -> dx, dc_fc_weight, dc_fc_bias, dc_proj_weight, dc_proj_bias (input order). (step 4)"""
+    raise NotImplementedError("step 4 not started: mlp_backward")

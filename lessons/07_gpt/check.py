@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from minigpt.course.gradcheck import rel_error, sampled_grad_errors
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 from minigpt.model import GPTConfig
 
 IMPL = "minigpt.model"
@@ -55,18 +55,67 @@ def _copy(params: dict) -> dict:
     return {k: v.copy() for k, v in params.items()}
 
 
-def run(impl, g) -> None:
-    ref = load_reference(__file__, "gpt.npz")
+def _count(impl, g) -> None:
     meta = load_reference(__file__, "meta.json")
-    idx, targets = ref["idx"], ref["targets"]
+    with g.case("parameter count of GPT-2 small and medium (counted by torch)", pitfall="count"):
+        for name, c in meta["param_counts"].items():
+            cfg = GPTConfig(c["vocab_size"], c["n_positions"], c["n_layer"], c["n_head"], c["n_embd"])
+            g.equal(name, int(impl.count_params(cfg)), c["params"])
+        c = meta["param_counts"]["gpt2"]
+        cfg = GPTConfig(c["vocab_size"], c["n_positions"], c["n_layer"], c["n_head"], c["n_embd"])
+        g.equal("gpt2, non_embedding=True (without wpe)", int(impl.count_params(cfg, non_embedding=True)),
+                c["params"] - c["n_positions"] * c["n_embd"])
 
-    # ---- forward and backward against transformers ----------------------------------------------------
-    with g.case("forward float64, V=37 block=9 C=12 H=3 L=2, B=2 T=7"):
+
+def _forward(impl, g) -> None:
+    ref = load_reference(__file__, "gpt.npz")
+    idx = ref["idx"]
+    with g.case("forward float64, V=37 block=9 C=12 H=3 L=2, B=2 T=7", pitfall=("head", "erf")):
         params, config = _tiny()
         logits = impl.gpt_forward(params, idx, config)
         g.close("logits", logits, ref["logits"], rtol=RTOL64, atol=ATOL64, dtype=np.float64)
+    with g.case("forward float32 in, float32 out"):
+        params, config = _tiny(np.float32)
+        logits = impl.gpt_forward(params, idx, config)
+        g.close("logits", logits, ref["logits_f32"], rtol=RTOL32, atol=ATOL32, dtype=np.float32)
+    with g.case("greedy continuation (argmax, full recompute) == transformers generate"):
+        params, config = _tiny()
+        ids = ref["greedy_prompt"].copy()                                   # (1, 3)
+        for _ in range(len(ref["greedy_ids"])):
+            logits = impl.gpt_forward(params, ids, config)                  # (1, T, V)
+            ids = np.concatenate([ids, logits[:, -1:].argmax(-1)], axis=1)  # (1, T + 1)
+        g.equal("new ids", ids[0, ref["greedy_prompt"].shape[1]:].tolist(), ref["greedy_ids"].tolist())
+    with g.case("a sequence longer than block_size is a clear error"):
+        params, config = _tiny()
+        with g.raises("forward with block_size + 1 tokens raises ValueError", ValueError):
+            impl.gpt_forward(params, np.zeros((1, config.block_size + 1), dtype=np.int64), config)
+    if not hasattr(impl, "KVCache"):
+        g.skip("KV cache", "your file has no KVCache (optional; minigpt/kv_cache.py has one): define a "
+               "KVCache class to have it graded")
+        return
+    with g.case("greedy with a KV cache == transformers generate; crop, then the same logits",
+                pitfall="positions"):
+        params, config = _tiny()
+        cache = impl.KVCache(config.n_layer, config.block_size)
+        logits = impl.gpt_forward(params, ref["greedy_prompt"], config, kv_cache=cache)   # (1, 3, V)
+        new = []
+        for _ in range(len(ref["greedy_ids"])):
+            new.append(int(logits[0, -1].argmax()))
+            if len(new) < len(ref["greedy_ids"]):
+                logits = impl.gpt_forward(params, np.array([[new[-1]]]), config, kv_cache=cache)
+        g.equal("new ids", new, ref["greedy_ids"].tolist())
+        full = impl.gpt_forward(params, idx, config)
+        cache = impl.KVCache(config.n_layer, config.block_size)
+        impl.gpt_forward(params, idx[:, :6], config, kv_cache=cache)
+        cache.crop(4)
+        tail = impl.gpt_forward(params, idx[:, 4:7], config, kv_cache=cache)           # (2, 3, V)
+        g.close("logits of positions 4..6 after crop(4)", tail, full[:, 4:7], rtol=RTOL64, atol=ATOL64)
 
-    with g.case("loss and every gradient float64"):
+
+def _backward(impl, g) -> None:
+    ref = load_reference(__file__, "gpt.npz")
+    idx, targets = ref["idx"], ref["targets"]
+    with g.case("loss and every gradient float64", pitfall=("tied", "residual")):
         params, config = _tiny()
         loss, grads = impl.gpt_loss_and_grads(params, idx, targets, config)
         g.close("loss", loss, ref["loss"], rtol=RTOL64, atol=ATOL64)
@@ -84,15 +133,12 @@ def run(impl, g) -> None:
 
     with g.case("float32 in, float32 out"):
         params, config = _tiny(np.float32)
-        logits = impl.gpt_forward(params, idx, config)
-        g.close("logits", logits, ref["logits_f32"], rtol=RTOL32, atol=ATOL32, dtype=np.float32)
         loss, grads = impl.gpt_loss_and_grads(params, idx, targets, config)
         g.close("loss", loss, ref["loss_f32"], rtol=RTOL32, atol=ATOL32)
         for name in params:
             g.close(f"d {name}", grads[name], ref[f"grad_f32.{name}"], rtol=RTOL32, atol=ATOL32,
                     dtype=np.float32)
 
-    # ---- seeded end-to-end numbers --------------------------------------------------------------------
     with g.case("5 steps of SGD (p -= 0.05 * grad), float64"):
         params, config = _tiny()
         losses = []
@@ -103,46 +149,19 @@ def run(impl, g) -> None:
                 params[name] -= 0.05 * grads[name]
         g.close("losses", np.array(losses), ref["sgd_losses"], rtol=RTOL64, atol=ATOL64)
 
-    with g.case("greedy continuation (argmax, full recompute) == transformers generate"):
-        params, config = _tiny()
-        ids = ref["greedy_prompt"].copy()                                   # (1, 3)
-        for _ in range(len(ref["greedy_ids"])):
-            logits = impl.gpt_forward(params, ids, config)                  # (1, T, V)
-            ids = np.concatenate([ids, logits[:, -1:].argmax(-1)], axis=1)  # (1, T + 1)
-        g.equal("new ids", ids[0, ref["greedy_prompt"].shape[1]:].tolist(), ref["greedy_ids"].tolist())
-
-    if hasattr(impl, "KVCache"):
-        with g.case("greedy with a KV cache == transformers generate; crop, then the same logits"):
-            params, config = _tiny()
-            cache = impl.KVCache(config.n_layer, config.block_size)
-            logits = impl.gpt_forward(params, ref["greedy_prompt"], config, kv_cache=cache)   # (1, 3, V)
-            new = []
-            for _ in range(len(ref["greedy_ids"])):
-                new.append(int(logits[0, -1].argmax()))
-                if len(new) < len(ref["greedy_ids"]):
-                    logits = impl.gpt_forward(params, np.array([[new[-1]]]), config, kv_cache=cache)
-            g.equal("new ids", new, ref["greedy_ids"].tolist())
-            full = impl.gpt_forward(params, idx, config)
-            cache = impl.KVCache(config.n_layer, config.block_size)
-            impl.gpt_forward(params, idx[:, :6], config, kv_cache=cache)
-            cache.crop(4)
-            tail = impl.gpt_forward(params, idx[:, 4:7], config, kv_cache=cache)           # (2, 3, V)
-            g.close("logits of positions 4..6 after crop(4)", tail, full[:, 4:7], rtol=RTOL64, atol=ATOL64)
-    else:
-        g.skip("KV cache", "your file has no KVCache (optional; minigpt/kv_cache.py has one)")
-
-    # ---- finite differences: your backward against your own forward ----------------------------------
-    with g.case(f"finite differences, {FD_SAMPLES} sampled entries of every parameter, float64"):
+    with g.case(f"finite differences, {FD_SAMPLES} sampled entries of every parameter, float64",
+                pitfall="zero_grad"):
         params, config = _tiny()
         _, grads = impl.gpt_loss_and_grads(params, idx, targets, config)
         errors = sampled_grad_errors(lambda: impl.gpt_loss_and_grads(params, idx, targets, config)[0],
                                      params, grads, FD_SAMPLES, np.random.default_rng(0), FD_H)
         for name, (err, diff) in errors.items():
-            g.true(f"d {name}: relative error {err:.1e} < {FD_MAX:g} (or max |diff| {diff:.1e} < {FD_ABS:g})",
-                   err < FD_MAX or diff < FD_ABS)
+            ok = err < FD_MAX or diff < FD_ABS
+            g.true(f"d {name}: relative error {err:.1e} {'<' if err < FD_MAX else '>'} {FD_MAX:g} "
+                   f"(or max |diff| {diff:.1e} {'<' if diff < FD_ABS else '>'} {FD_ABS:g})", ok)
 
-    # ---- dropout ----------------------------------------------------------------------------------------
-    with g.case("dropout 0.2: same seed, same loss; it changes the loss; a fixed mask passes gradcheck"):
+    with g.case("dropout 0.2: same seed, same loss; it changes the loss; a fixed mask passes gradcheck",
+                pitfall="dropout"):
         params, config = _tiny()
         cfg = GPTConfig(**{**vars(config), "dropout": 0.2})
         a, ga = impl.gpt_loss_and_grads(params, idx, targets, cfg, rng=np.random.default_rng(3))
@@ -160,23 +179,19 @@ def run(impl, g) -> None:
         p[5] = old
         num = (plus - minus) / (2 * FD_H)
         err = rel_error(np.array([ga["h.0.mlp.c_fc.weight"].reshape(-1)[i]]), np.array([num]))
-        g.true(f"d h.0.mlp.c_fc.weight[5] with the mask fixed: relative error {err:.1e} < {FD_MAX:g}",
-               err < FD_MAX)
-
-    # ---- counting and errors ---------------------------------------------------------------------------
-    with g.case("parameter count of GPT-2 small and medium (counted by torch)"):
-        for name, c in meta["param_counts"].items():
-            cfg = GPTConfig(c["vocab_size"], c["n_positions"], c["n_layer"], c["n_head"], c["n_embd"])
-            g.equal(name, int(impl.count_params(cfg)), c["params"])
-        c = meta["param_counts"]["gpt2"]
-        cfg = GPTConfig(c["vocab_size"], c["n_positions"], c["n_layer"], c["n_head"], c["n_embd"])
-        g.equal("gpt2, non_embedding=True (without wpe)", int(impl.count_params(cfg, non_embedding=True)),
-                c["params"] - c["n_positions"] * c["n_embd"])
+        g.below("d h.0.mlp.c_fc.weight[5] with the mask fixed: relative error", err, FD_MAX)
 
     with g.case("a sequence longer than block_size is a clear error"):
         params, config = _tiny()
         too_long = np.zeros((1, config.block_size + 1), dtype=np.int64)
-        with g.raises("forward with block_size + 1 tokens raises ValueError", ValueError):
-            impl.gpt_forward(params, too_long, config)
         with g.raises("loss_and_grads with block_size + 1 tokens raises ValueError", ValueError):
             impl.gpt_loss_and_grads(params, too_long, too_long, config)
+
+
+STEPS = [
+    Step(1, "count the parameters from the config", ("count_params",), _count),
+    Step(2, "the forward: embeddings, blocks, ln_f, the tied head", ("gpt_forward", "block_forward"),
+         _forward),
+    Step(3, "loss and every gradient, backward through the blocks",
+         ("gpt_loss_and_grads", "block_backward"), _backward),
+]

@@ -1,8 +1,11 @@
 """Your turn: the whole GPT-2, forward and backward, from the layer pairs you built in lessons 02-06.
 
-Fill in the bodies, then grade your file:
+    step 1  count_params                          the parameter count, from the config alone
+    step 2  gpt_forward (block_forward)           embeddings, blocks, ln_f, the tied head
+    step 3  gpt_loss_and_grads (block_backward)   the loss and every gradient
 
-    minigpt lesson check 07 --impl lessons/07_gpt/exercise.py
+    minigpt lesson check 07 --impl lessons/07_gpt/exercise.py [--step K]
+    minigpt lesson hint 07 K                      # the first hint nudges, the last nearly gives it away
 
 The grader calls gpt_forward, gpt_loss_and_grads and count_params with the weights of a tiny GPT-2 that
 transformers saved (V=37, block 9, C=12, H=3, L=2): params is a dict of GPT-2 names -> arrays
@@ -39,47 +42,48 @@ Params = dict[str, np.ndarray]
 
 def block_forward(x: np.ndarray, p: dict, config: GPTConfig, rng: np.random.Generator | None = None,
                   training: bool = False):
-    """x (B, T, C) -> x (B, T, C), cache. One pre-LN transformer block; p holds the block's parameters
-    under short names ("ln_1.weight", "attn.c_attn.weight", ..., "mlp.c_proj.bias").
+    """x (B, T, C) -> x (B, T, C), cache. One GPT-2 block (pre-norm); p holds the block's parameters
+    under short names ("ln_1.weight", "attn.c_attn.weight", ..., "mlp.c_proj.bias").   (step 2)
 
-        x = x + dropout(attn(ln_1(x)))        attention with config.n_head heads, attn_pdrop = config.dropout
-        x = x + dropout(mlp(ln_2(x)))         LayerNorm eps = config.layer_norm_epsilon
-
-    Keep every sub-layer's cache: the backward needs all of them.
+    An attention branch and an MLP branch, each reading a layer-normed copy of the stream (LayerNorm eps =
+    config.layer_norm_epsilon; attention with config.n_head heads and attn_pdrop = config.dropout; dropout
+    after each branch in training). Keep every sub-layer's cache: the backward needs all of them.
     """
-    raise NotImplementedError("block_forward: ln_1, attention, dropout, residual; then ln_2, mlp, ...")
+    raise NotImplementedError("step 2 not started: block_forward")
 
 
 def block_backward(dx: np.ndarray, cache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """dx (B, T, C) -> dx (B, T, C) at the block's input, and {short name: gradient}.
-
-    Walk the forward backwards. A residual y = x + f(x) passes dy straight to x AND through f: add both.
-    """
-    raise NotImplementedError("block_backward: mlp branch, add the residual, attention branch, add again")
+    """dx (B, T, C) -> dx (B, T, C) at the block's input, and {short name: gradient}.   (step 3)"""
+    raise NotImplementedError("step 3 not started: block_backward")
 
 
 def gpt_forward(params: Params, idx: np.ndarray, config: GPTConfig) -> np.ndarray:
-    """idx (B, T) int -> logits (B, T, V), eval mode (no dropout).
+    """idx (B, T) int -> logits (B, T, V), eval mode (no dropout).   (step 2)
 
-    wte[idx] + wpe[:T] -> L blocks -> ln_f -> @ wte.T (the head is tied to the token embedding).
-    Raise ValueError with a clear message if T > config.block_size. float32 in, float32 out.
+    GPT-2's forward, equal to transformers' GPT2LMHeadModel: token + position embeddings, config.n_layer
+    blocks, a final layer-norm ln_f, and an output head tied to the token embedding wte (no separate
+    weight). Raise ValueError with a clear message if T > config.block_size. float32 in, float32 out.
     """
-    raise NotImplementedError("gpt_forward: embeddings, blocks, ln_f, the tied head")
+    raise NotImplementedError("step 2 not started: gpt_forward")
 
 
 def gpt_loss_and_grads(params: Params, idx: np.ndarray, targets: np.ndarray, config: GPTConfig,
                        rng: np.random.Generator | None = None, ignore_index: int = -100):
     """idx, targets (B, T) int -> (mean cross-entropy, grads): grads has params' keys, shapes and dtype.
+    (step 3)
 
     Training mode: dropout with rate config.dropout, masks drawn from rng (embeddings, then per block
-    attention weights, attention output, MLP output). Targets equal to ignore_index do not count.
-    wte is used twice (lookup at the bottom, head at the top): its gradient is the sum of both.
+    attention weights, attention output, MLP output). Targets equal to ignore_index do not count. Graded
+    against transformers' loss and autograd gradients of every parameter, finite differences of your own
+    loss, and 5 steps of SGD.
     """
-    raise NotImplementedError("gpt_loss_and_grads: forward keeping caches, then backward in reverse")
+    raise NotImplementedError("step 3 not started: gpt_loss_and_grads")
 
 
 def count_params(config: GPTConfig, non_embedding: bool = False) -> int:
-    """The number of parameters, from the config alone (GPT-2 small: 124,439,808). The head adds none:
-    it is wte. With config.bias False there are no biases (LayerNorms keep their gains).
-    non_embedding=True leaves out the position embeddings wpe."""
-    raise NotImplementedError("count_params: embeddings + L x (one block) + ln_f")
+    """The number of parameters, from the config alone (GPT-2 small: 124,439,808).   (step 1)
+
+    The head adds none: it is wte. With config.bias False there are no biases (LayerNorms keep their
+    gains). non_embedding=True leaves out the position embeddings wpe.
+    """
+    raise NotImplementedError("step 1 not started: count_params")

@@ -19,7 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
-from minigpt.course.grader import Grader, load_reference
+from minigpt.course.grader import Grader, Step, load_reference
 
 IMPL = "minigpt.optim"
 RTOL, ATOL = 1e-12, 1e-14
@@ -51,18 +51,23 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.ravel(a) for a in arrays])
 
 
-def run(impl: ModuleType, g: Grader) -> None:
+PITFALLS = {"sgd": "inplace", "sgd_l2": "decay_vectors", "momentum": "momentum", "nesterov": "momentum",
+            "adam": ("bias_correction", "eps"), "adam_l2": ("bias_correction", "eps", "decay_vectors"),
+            "adamw": ("decay_order", "l2", "decay_vectors"), "adamw_varied": ("decay_order", "l2", "eps")}
+
+
+def _trajectory(impl: ModuleType, g: Grader, cases: tuple[str, ...]) -> None:
     meta = load_reference(__file__, "meta.json")
     start = load_reference(__file__, "params.npz")
     names = list(meta["shapes"])
     steps = meta["steps"]
     weights = [n for n in names if len(meta["shapes"][n]) >= 2]  # decayed
     vectors = [n for n in names if len(meta["shapes"][n]) < 2]  # biases, gains: never decayed
-
-    for case, spec in meta["cases"].items():
+    for case in cases:
+        spec = meta["cases"][case]
         want = load_reference(__file__, f"{case}.npz")
         desc = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "optimizer")
-        with g.case(f"{spec['optimizer']} [{case}: {desc}]"):
+        with g.case(f"{spec['optimizer']} [{case}: {desc}]", pitfall=PITFALLS[case]):
             params = _start(start, names)
             opt = _make(impl, spec, params, lr=float(start["lr"][0]))
             history = _steps(opt, params, start, names, range(steps))
@@ -70,13 +75,52 @@ def run(impl: ModuleType, g: Grader) -> None:
                                  ("biases and gains (ndim 1, not decayed)", vectors)):
                 got = np.stack([_flat([h[n] for n in group]) for h in history])  # (S, N)
                 ref = np.stack([_flat([want[f"param.{n}"][t] for n in group]) for t in range(steps)])
-                g.close(f"{label} after each of {steps} steps", got, ref, rtol=RTOL, atol=ATOL)
+                before = np.broadcast_to(_flat([start[f"param.{n}"] for n in group]), ref.shape)
+                g.close(f"{label} after each of {steps} steps", got, ref, rtol=RTOL, atol=ATOL,
+                        initial=before)
             for kind in sorted({k.split(".", 1)[0] for k in want if not k.startswith("param.")}):
-                state = opt.state_dict()
-                g.close(f"state {kind} after {steps} steps", _flat([state[f"{kind}.{n}"] for n in names]),
+                state = opt.state[kind]
+                g.close(f"state {kind} after {steps} steps", _flat([state[n] for n in names]),
                         _flat([want[f"{kind}.{n}"] for n in names]), rtol=RTOL, atol=ATOL)
 
-    with g.case("AdamW state_dict round trip through np.savez: 10 steps, save, new optimizer, 15 more"):
+
+def _sgd(impl, g) -> None:
+    _trajectory(impl, g, ("sgd", "sgd_l2"))
+
+
+def _momentum(impl, g) -> None:
+    _trajectory(impl, g, ("momentum", "nesterov"))
+
+
+def _adam(impl, g) -> None:
+    _trajectory(impl, g, ("adam", "adam_l2"))
+
+
+def _adamw(impl, g) -> None:
+    _trajectory(impl, g, ("adamw", "adamw_varied"))
+    meta = load_reference(__file__, "meta.json")
+    start = load_reference(__file__, "params.npz")
+    names = list(meta["shapes"])
+    with g.case("AdamW on float32 params"):
+        spec = meta["cases"]["adamw"]
+        want = load_reference(__file__, "adamw.npz")
+        params = _start(start, names, np.float32)
+        opt = _make(impl, spec, params, lr=float(start["lr"][0]))
+        history = _steps(opt, params, start, names, range(5))
+        dtypes = sorted({str(params[n].dtype) for n in names})
+        g.true("every param is still float32 after 5 steps", dtypes == ["float32"], f"dtypes: {dtypes}")
+        g.close("params after 5 steps (float32 precision)", _flat([history[-1][n] for n in names]),
+                _flat([want[f"param.{n}"][4] for n in names]).astype(np.float32), rtol=1e-5, atol=1e-6,
+                dtype=np.float32)
+
+
+def _resume(impl, g) -> None:
+    meta = load_reference(__file__, "meta.json")
+    start = load_reference(__file__, "params.npz")
+    names = list(meta["shapes"])
+    steps = meta["steps"]
+    with g.case("AdamW state_dict round trip through np.savez: 10 steps, save, new optimizer, 15 more",
+                pitfall="resume"):
         spec = meta["cases"]["adamw"]
         want = load_reference(__file__, "adamw.npz")
         params = _start(start, names)
@@ -95,28 +139,28 @@ def run(impl: ModuleType, g: Grader) -> None:
         g.close("params after the resumed run's last step", _flat([history[-1][n] for n in names]),
                 _flat([want[f"param.{n}"][-1] for n in names]), rtol=RTOL, atol=ATOL)
 
-    with g.case("AdamW on float32 params"):
-        spec = meta["cases"]["adamw"]
-        want = load_reference(__file__, "adamw.npz")
-        params = _start(start, names, np.float32)
-        opt = _make(impl, spec, params, lr=float(start["lr"][0]))
-        history = _steps(opt, params, start, names, range(5))
-        dtypes = sorted({str(params[n].dtype) for n in names})
-        g.true("every param is still float32 after 5 steps", dtypes == ["float32"], f"dtypes: {dtypes}")
-        g.close("params after 5 steps (float32 precision)", _flat([history[-1][n] for n in names]),
-                _flat([want[f"param.{n}"][4] for n in names]).astype(np.float32), rtol=1e-5, atol=1e-6,
-                dtype=np.float32)
 
+def _cosine(impl, g) -> None:
+    meta = load_reference(__file__, "meta.json")
+    with g.case("cosine_lr (nanoGPT's schedule, warm-up (it + 1) / (warmup + 1))", pitfall="schedule"):
+        ref = load_reference(__file__, "cosine.npz")
+        got = np.array([impl.cosine_lr(int(s), **meta["cosine"]) for s in ref["step"]])
+        g.close(f"lr at steps {ref['step'].tolist()}", got, ref["lr"], rtol=RTOL)
+
+
+def _clip(impl, g) -> None:
+    meta = load_reference(__file__, "meta.json")
+    names = list(meta["shapes"])
     clip = load_reference(__file__, "clip.npz")
     for c in meta["clip"]:
         name, max_norm = c["name"], c["max_norm"]
-        with g.case(f"clip_grad_norm [{name}: max_norm={max_norm}]"):
+        with g.case(f"clip_grad_norm [{name}: max_norm={max_norm}]", pitfall="clip"):
             grads = {n: clip[f"{name}.before.{n}"].copy() for n in names}
+            before = _flat([grads[n] for n in names])
             total = impl.clip_grad_norm(grads, max_norm)
             g.close("returned norm (before clipping)", np.float64(total), clip[f"{name}.norm"], rtol=RTOL)
             g.close("grads after clipping", _flat([grads[n] for n in names]),
-                    _flat([clip[f"{name}.after.{n}"] for n in names]), rtol=RTOL, atol=ATOL)
-
+                    _flat([clip[f"{name}.after.{n}"] for n in names]), rtol=RTOL, atol=ATOL, initial=before)
     with g.case("clip_grad_norm with a NaN in one gradient"):
         grads = {n: clip[f"small.before.{n}"].copy() for n in names}
         grads[names[-1]][0] = np.nan
@@ -124,7 +168,13 @@ def run(impl: ModuleType, g: Grader) -> None:
         g.true("the returned norm is not finite (so the trainer can stop)", not np.isfinite(total),
                f"returned {total}")
 
-    with g.case("cosine_lr (nanoGPT's schedule, warm-up (it + 1) / (warmup + 1))"):
-        ref = load_reference(__file__, "cosine.npz")
-        got = np.array([impl.cosine_lr(int(s), **meta["cosine"]) for s in ref["step"]])
-        g.close(f"lr at steps {ref['step'].tolist()}", got, ref["lr"], rtol=RTOL)
+
+STEPS = [
+    Step(1, "plain SGD (and its L2 penalty)", ("SGD.step",), _sgd),
+    Step(2, "momentum and Nesterov", ("SGD.step",), _momentum),
+    Step(3, "Adam", ("Adam.step",), _adam),
+    Step(4, "AdamW: decoupled weight decay", ("AdamW.step",), _adamw),
+    Step(5, "save and resume", ("Optimizer.state_dict", "Optimizer.load_state_dict"), _resume),
+    Step(6, "the cosine schedule with warm-up", ("cosine_lr",), _cosine),
+    Step(7, "clipping by the global norm", ("clip_grad_norm",), _clip),
+]

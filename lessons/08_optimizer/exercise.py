@@ -1,12 +1,19 @@
-"""Lesson 08 exercise: write the optimizers, the schedule and clipping yourself.
+"""Lesson 08 exercise: write the optimizers, the schedule and clipping yourself, in seven steps.
 
-Fill in every body that raises NotImplementedError, then grade your file:
+    step 1  SGD.step (momentum=0)                           plain SGD, and its L2 penalty
+    step 2  SGD.step (momentum > 0, nesterov)               momentum, torch's convention
+    step 3  Adam.step                                       Adam, with L2 as torch.optim.Adam does it
+    step 4  AdamW.step                                      decoupled weight decay
+    step 5  Optimizer.state_dict, .load_state_dict          save and resume
+    step 6  cosine_lr                                       nanoGPT's schedule
+    step 7  clip_grad_norm                                  clipping by the global norm
 
-    minigpt lesson check 08 --impl lessons/08_optimizer/exercise.py
+    minigpt lesson check 08 --impl lessons/08_optimizer/exercise.py [--step K]
+    minigpt lesson hint 08 K          # the first hint nudges, the last nearly gives it away
 
 The bookkeeping (storing hyperparameters, creating zero state buffers, checking grads) is given; the
-update rules, the schedule, clipping and the checkpoint format are yours. Work in the chapter's order:
-SGD (momentum=0), then momentum, then Adam, then AdamW, then cosine_lr and clip_grad_norm.
+update rules, the schedule, clipping and the checkpoint format are yours. Each step is graded against
+torch.optim's trajectory over 25 steps with a changing lr (rtol 1e-12).
 
 Rules the check expects (see README.md): update the params' arrays in place (the caller's dict holds the
 same arrays); apply weight decay only to arrays with ndim >= 2; keep each array's dtype.
@@ -43,28 +50,24 @@ class Optimizer:
         raise NotImplementedError("subclasses implement step()")
 
     def state_dict(self) -> dict:
-        """Return {"step": t, "lr": lr, "<kind>.<param name>": a copy of each state buffer}.
+        """Return {"step": t, "lr": lr, "<kind>.<param name>": a copy of each state buffer}.   (step 5)
 
         Plain ndarrays and numbers only, so np.savez can store it without pickle.
         """
-        raise NotImplementedError("Optimizer.state_dict: return step, lr and a copy of every state buffer")
+        raise NotImplementedError("step 5 not started: Optimizer.state_dict")
 
     def load_state_dict(self, d: Mapping) -> None:
-        """Restore what state_dict() returned; numbers may arrive as 0-d arrays (np.load gives those).
+        """Restore what state_dict() returned; numbers may arrive as 0-d arrays (from np.load).   (step 5)
 
-        Copy the buffers into the existing arrays (buf[...] = ...), set t and lr.
+        Copy the buffers into the existing arrays, set t and lr: a resumed run must continue exactly.
         """
-        raise NotImplementedError("Optimizer.load_state_dict: copy the buffers back, restore t and lr")
+        raise NotImplementedError("step 5 not started: Optimizer.load_state_dict")
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD with dampening 0:
-
-        g   = grad + weight_decay * p        (only for ndim >= 2)
-        buf = momentum * buf + g             (only when momentum > 0)
-        g   = g + momentum * buf  if nesterov  else  buf
-        p  -= lr * g
-    """
+    """torch.optim.SGD with dampening 0: a step against the gradient (step 1), weight_decay as an L2
+    penalty on the ndim >= 2 params, and momentum / Nesterov momentum in torch's convention (step 2):
+    the velocity buffer accumulates gradients and the lr multiplies it at the step."""
 
     buffer_names = ("momentum_buffer",)
 
@@ -77,18 +80,14 @@ class SGD(Optimizer):
         self.nesterov = nesterov
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """One update of every param, in place, with the current self.lr."""
-        raise NotImplementedError("SGD.step: p -= lr * g (then add momentum)")
+        """One update of every param, in place, with the current self.lr.   (steps 1 and 2)"""
+        raise NotImplementedError("step 1 not started: SGD.step")
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam; weight_decay is the L2 penalty (added to the gradient, ndim >= 2 only):
-
-        t += 1
-        m  = beta1 * m + (1 - beta1) * g
-        v  = beta2 * v + (1 - beta2) * g^2
-        p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-    """
+    """torch.optim.Adam (Kingma & Ba): per-element steps from running means of g and g^2, corrected for
+    their start at zero, with eps exactly where torch puts it; weight_decay is the L2 penalty (added to
+    the gradient, ndim >= 2 only). Step 3."""
 
     buffer_names = ("exp_avg", "exp_avg_sq")
 
@@ -99,32 +98,37 @@ class Adam(Optimizer):
         self.eps = float(eps)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"]."""
-        raise NotImplementedError("Adam.step: moments, bias correction, eps outside the sqrt")
+        """One Adam update of every param, in place; state in self.state["exp_avg"], ["exp_avg_sq"].
+
+        (step 3)
+        """
+        raise NotImplementedError("step 3 not started: Adam.step")
 
 
 class AdamW(Adam):
-    """torch.optim.AdamW: first p *= 1 - lr * weight_decay (ndim >= 2 only), then Adam with no L2 term."""
+    """torch.optim.AdamW (Loshchilov & Hutter): Adam with the weight decay taken out of the gradient and
+    applied to the ndim >= 2 params directly, in torch's order and with the current lr. Step 4."""
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.1):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """Decoupled weight decay with the current lr, then Adam's update with the raw gradient."""
-        raise NotImplementedError("AdamW.step: decay the ndim >= 2 params first, then Adam without L2")
+        """One AdamW update of every param, in place.   (step 4)"""
+        raise NotImplementedError("step 4 not started: AdamW.step")
 
 
 def cosine_lr(step: int, max_lr: float, warmup_iters: int, decay_iters: int, min_lr: float) -> float:
-    """nanoGPT's schedule: max_lr * (step + 1) / (warmup_iters + 1) during warm-up; min_lr after
-    decay_iters; in between min_lr + 0.5 * (1 + cos(pi * r)) * (max_lr - min_lr),
-    r = (step - warmup_iters) / (decay_iters - warmup_iters)."""
-    raise NotImplementedError("cosine_lr: warm-up, cosine decay, floor")
+    """nanoGPT's learning-rate schedule (its get_lr): a linear warm-up over warmup_iters steps that never
+    gives lr 0 (step 0 already moves), then a half-cosine from max_lr down to min_lr at decay_iters, then
+    min_lr. Graded at the steps around both corners.   (step 6)
+    """
+    raise NotImplementedError("step 6 not started: cosine_lr")
 
 
 def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
-    """Global L2 norm of all grads; if max_norm / (norm + 1e-6) < 1, multiply every grad by it, in place.
-
-    Return the norm measured before clipping. If it is not finite, return it and leave the grads alone.
+    """torch.nn.utils.clip_grad_norm_'s rule: if the global L2 norm of all grads together exceeds
+    max_norm, scale every grad in place so that it (almost) does not; return the norm measured before
+    clipping. If it is not finite, return it and leave the grads alone.   (step 7)
     """
-    raise NotImplementedError("clip_grad_norm: total norm, scale in place, return the pre-clip norm")
+    raise NotImplementedError("step 7 not started: clip_grad_norm")

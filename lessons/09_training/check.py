@@ -22,7 +22,8 @@ Tolerances (float64):
                            weights and optimizer state, then 10 more, must give the straight run's losses
                            bit for bit - the property a checkpoint relies on
 
-The laptop band. If a `minigpt train --preset baby` run exists (runs/baby, or the folder in
+The laptop band (step 4, a separate check of a real run: it grades `minigpt train`'s output, never the
+file under test, and says so). If a `minigpt train --preset baby` run exists (runs/baby, or the folder in
 $MINIGPT_BABY_RUN), its val loss at every evaluation (iterations 0, 250, ..., 2000) must lie within the
 band of reference/laptop.json, which make_laptop_reference.py wrote by training nanoGPT's recipe in PyTorch on
 several seeds: mean +- max(3 x the seeds' standard deviation, 0.08). Why 0.08: one run's val loss is a
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 
 IMPL = ("minigpt.training.batches", "minigpt.training.loop")
 REF = Path(__file__).resolve().parent / "reference"
@@ -83,17 +84,17 @@ def _run(impl, model, opt, ref: dict, meta: dict, steps: range) -> tuple[list[fl
     return losses, norms
 
 
-def run(impl, g) -> None:
-    from minigpt.training.config import TrainConfig
-
+def _data():
     ref = load_reference(__file__, "training.npz")
     meta = load_reference(__file__, "meta.json")
-    N, A, B, T = ref["x"].shape
-    E = ref["eval_x"].shape[0]
-    seeds = meta["seeds"]
+    return ref, meta
 
-    with g.case("get_batch"):
-        rng = np.random.default_rng(seeds["batches"])
+
+def _get_batch(impl, g) -> None:
+    ref, meta = _data()
+    N, A, B, T = ref["x"].shape
+    with g.case("get_batch", pitfall="off_by_one"):
+        rng = np.random.default_rng(meta["seeds"]["batches"])
         got = [impl.get_batch(ref["corpus"], B, T, rng) for _ in range(N * A)]
         x = np.stack([b[0] for b in got]).reshape(N, A, B, T)
         y = np.stack([b[1] for b in got]).reshape(N, A, B, T)
@@ -105,13 +106,26 @@ def run(impl, g) -> None:
         with g.raises("clear error", ValueError):
             impl.get_batch(ref["corpus"][:T], B, T, np.random.default_rng(0))
 
-    cfg = TrainConfig(batch_size=B, block_size=T, eval_iters=E)
-    with g.case("estimate_loss at initialisation"):
-        model, opt = _setup(ref, meta)
-        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(seeds["eval"]))
+
+def _estimate_loss(impl, g) -> None:
+    from minigpt.training.config import TrainConfig
+
+    ref, meta = _data()
+    _, _, B, T = ref["x"].shape
+    cfg = TrainConfig(batch_size=B, block_size=T, eval_iters=ref["eval_x"].shape[0])
+    with g.case("estimate_loss at initialisation", pitfall="eval"):
+        model, _ = _setup(ref, meta)
+        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(meta["seeds"]["eval"]))
         g.close("mean eval loss", got, ref["eval_loss_init"], rtol=RTOL_LOSS)
 
-    with g.case(f"train_step: {N} steps of {A} micro-batches vs torch"):
+
+def _train_step(impl, g) -> None:
+    from minigpt.training.config import TrainConfig
+
+    ref, meta = _data()
+    N, A, B, T = ref["x"].shape
+    cfg = TrainConfig(batch_size=B, block_size=T, eval_iters=ref["eval_x"].shape[0])
+    with g.case(f"train_step: {N} steps of {A} micro-batches vs torch", pitfall="accumulate"):
         model, opt = _setup(ref, meta)
         losses, norms = _run(impl, model, opt, ref, meta, range(N))
         g.close("losses", np.array(losses), ref["loss"], rtol=RTOL_LOSS)
@@ -121,7 +135,7 @@ def run(impl, g) -> None:
                     atol=ATOL_W)
         worst = max(float(np.max(np.abs(p - ref[f"final.{n}"]))) for n, p in model.params.items())
         g.true("every weight after the steps", worst <= 1e-8, f"max |diff| over all tensors {worst:.3g}")
-        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(seeds["eval"]))
+        got = impl.estimate_loss(model, ref["val_corpus"], cfg, np.random.default_rng(meta["seeds"]["eval"]))
         g.close("eval loss after training", got, ref["eval_loss_final"], rtol=RTOL_LOSS)
 
     with g.case("resume: 10 steps, reload from copies, 10 more == 20 straight"):
@@ -138,7 +152,7 @@ def run(impl, g) -> None:
         straight, _ = _run(impl, straight_model, straight_opt, ref, meta, range(N))
         g.equal("losses, bit for bit", first + second, straight)
 
-    with g.case("train_step leaves the weights alone when the loss is not finite"):
+    with g.case("train_step leaves the weights alone when the loss is not finite", pitfall="nan_step"):
         model, opt = _setup(ref, meta)
         model.params["ln_f.bias"][0] = np.nan
         before = {k: v.copy() for k, v in model.params.items()}
@@ -146,7 +160,18 @@ def run(impl, g) -> None:
         same = all(np.array_equal(before[k], v, equal_nan=True) for k, v in model.params.items())
         g.true("loss is NaN and no weight changed", bool(np.isnan(loss)) and same, f"loss {loss}")
 
+
+def _laptop_band(impl, g) -> None:
+    g.note("this step grades a real run made by `minigpt train` (minigpt's loop), not the file under test")
     check_laptop_band(g)
+
+
+STEPS = [
+    Step(1, "random windows and their targets", ("get_batch",), _get_batch),
+    Step(2, "the eval loss estimate", ("estimate_loss",), _estimate_loss),
+    Step(3, "one optimizer step over micro-batches, 20 times vs torch", ("train_step",), _train_step),
+    Step(4, "a real run: the laptop band (minigpt train --preset baby, not your file)", (), _laptop_band),
+]
 
 
 def _baby_run() -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 
 IMPL = "minigpt.finetune.tasks"
 
@@ -34,25 +34,37 @@ def _pairs(ref: dict, names) -> list[tuple[list[int], list[int]]]:
     return [(ref[f"{n}.prompt_ids"].tolist(), ref[f"{n}.response_ids"].tolist()) for n in names]
 
 
-def run(impl, g) -> None:
-    from minigpt import hf
+PITFALLS = {"cropped": "crop", "prompt_gone": "crop", "small_block": "crop",
+            "short": ("mask_position", "pad")}
 
+
+def _build_example(impl, g) -> None:
     ref = load_reference(__file__, "masks.npz")
     meta = load_reference(__file__, "meta.json")
-
     for name, case in meta["cases"].items():
-        with g.case(f"build_example, {name}: {case['what']}"):
+        with g.case(f"build_example, {name}: {case['what']}",
+                    pitfall=PITFALLS.get(name, ("mask_position", "mask_inputs"))):
             prompt, response = _pairs(ref, [name])[0]
             x, y = impl.build_example(prompt, response, int(ref[f"{name}.block_size"]))
             g.equal("x (inputs)", np.asarray(x).tolist(), ref[f"{name}.x"].tolist())
             g.equal("y (targets, -100 = not counted)", np.asarray(y).tolist(), ref[f"{name}.y"].tolist())
+    with g.case("nothing to learn from is a clear error"):
+        with g.raises("an empty response raises ValueError", ValueError):
+            impl.build_example([3, 4], [], 9)
+        with g.raises("an empty prompt raises ValueError", ValueError):
+            impl.build_example([], [3, 4], 9)
 
+
+def _make_batch(impl, g) -> None:
+    from minigpt import hf
+
+    ref = load_reference(__file__, "masks.npz")
+    meta = load_reference(__file__, "meta.json")
     batch = meta["batch"]["cases"]
-    with g.case(f"make_batch of {', '.join(batch)}: padding columns dropped"):
+    with g.case(f"make_batch of {', '.join(batch)}: padding columns dropped", pitfall="columns"):
         x, y = impl.make_batch(_pairs(ref, batch), meta["config"]["n_positions"])
-        g.equal("x", np.asarray(x).tolist(), ref["batch.x"].tolist())
-        g.equal("y", np.asarray(y).tolist(), ref["batch.y"].tolist())
-
+        g.equal("x", np.asarray(x), ref["batch.x"])
+        g.equal("y", np.asarray(y), ref["batch.y"])
     with g.case("the masked loss and every gradient on your batch == torch, float64"):
         model = hf.load_gpt2(TINY, dtype=np.float64)
         x, y = impl.make_batch(_pairs(ref, batch), meta["config"]["n_positions"])
@@ -64,8 +76,8 @@ def run(impl, g) -> None:
         g.true(f"masking changes the loss ({loss:.4f} masked vs {unmasked:.4f} with the prompt counted)",
                abs(loss - unmasked) > 1e-3)
 
-    with g.case("nothing to learn from is a clear error"):
-        with g.raises("an empty response raises ValueError", ValueError):
-            impl.build_example([3, 4], [], 9)
-        with g.raises("an empty prompt raises ValueError", ValueError):
-            impl.build_example([], [3, 4], 9)
+
+STEPS = [
+    Step(1, "one row: shift, mask the prompt's targets, pad, crop", ("build_example",), _build_example),
+    Step(2, "a batch, without the all-padding columns", ("make_batch",), _make_batch),
+]

@@ -1,8 +1,10 @@
 """Lesson 11, your turn: the rows fine-tuning learns from, with the prompt masked out of the loss.
 
-Fill in the two bodies, then grade them:
+    step 1  build_example   one row: shift, mask the prompt's targets, pad, crop
+    step 2  make_batch      a batch, without the all-padding columns
 
-    minigpt lesson check 11 --impl lessons/11_finetuning/exercise.py
+    minigpt lesson check 11 --impl lessons/11_finetuning/exercise.py [--step K]
+    minigpt lesson hint 11 K          # the first hint nudges, the last nearly gives it away
 
 The checks compare your x and y, exactly, with masks built the Hugging Face way (labels = the ids with
 the prompt's positions at -100, shifted by one), including rows that need padding and rows too long for
@@ -21,20 +23,25 @@ import numpy as np
 
 def build_example(prompt_ids: Sequence[int], response_ids: Sequence[int], block_size: int,
                   pad_id: int = 0, ignore_index: int = -100) -> tuple[np.ndarray, np.ndarray]:
-    """One training row: x (P,) and y (P,) int64, P = block_size.
+    """One training row: x (P,) and y (P,) int64, P = block_size.   (step 1)
 
-    seq = prompt_ids + response_ids; if it is longer than block_size + 1, keep its LAST block_size + 1
-    tokens (the prompt loses its beginning). x = seq[:-1], y = seq[1:], then every y that is a prompt
-    token becomes ignore_index; pad x with pad_id and y with ignore_index up to block_size.
+    x holds the prompt followed by the response, y the token that follows each position of x; the model
+    must learn only to continue into the response, so a target that is a prompt token is ignore_index.
+    What must hold (graded exactly against Hugging Face's masks: labels = ids with the prompt at -100,
+    truncated from the left, shifted by one):
+    - a row longer than the context keeps the tokens generation will see (the end, never the response's);
+    - short rows are padded at the end: x with pad_id, y with ignore_index;
+    - the first response token is a counted target.
     Raise ValueError when the prompt or the response is empty.
     """
-    raise NotImplementedError("build_example: concatenate, crop from the left, shift by one, mask the prompt")
+    raise NotImplementedError("step 1 not started: build_example")
 
 
 def make_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], block_size: int, pad_id: int = 0,
                ignore_index: int = -100) -> tuple[np.ndarray, np.ndarray]:
-    """Stack build_example rows into x, y (B, T), keeping only the first T columns, where
-    T = max over the pairs of min(len(prompt) + len(response) - 1, block_size): the other columns are
-    padding in every row.
+    """Stack build_example rows into x, y (B, T), without the columns that are padding in every row.
+    (step 2)
+
+    The masked loss of a tiny GPT-2 on your batch must equal torch's, gradients included.
     """
-    raise NotImplementedError("make_batch: build each row, stack them, drop the all-padding columns")
+    raise NotImplementedError("step 2 not started: make_batch")

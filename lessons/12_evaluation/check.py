@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 
 IMPL = "minigpt.metrics"
 
@@ -31,61 +31,83 @@ TOL = {"rtol": 1e-9, "atol": 1e-9}
 BLOCKS = ("ngram_counts", "modified_precision", "closest_ref_len", "brevity_penalty", "corpus_bleu")
 
 
-def run(impl, g) -> None:
-    bleu = load_reference(__file__, "bleu.json")
-    _ngrams(impl, g)
-    _bleu_blocks(impl, g, bleu)
-    _bleu_text(impl, g, bleu)
-    _tokenizers(impl, g)
-    _rouge(impl, g)
-    _perplexity(impl, g)
-
-
 # ---- BLEU on tokens ---------------------------------------------------------------------------------
 def _ngrams(impl, g) -> None:
     for item in load_reference(__file__, "ngrams.json"):
         tokens = item["tokens"]
-        with g.case(f"ngram_counts of {tokens}"):
+        with g.case(f"ngram_counts of {tokens}", pitfall="ngrams"):
             for n in range(1, 5):
                 want = {tuple(gram): c for gram, c in item["counts"] if len(gram) == n}
                 got = dict(impl.ngram_counts(tokens, n))
                 g.equal(f"n = {n}", sorted(got.items()), sorted(want.items()))
 
 
-def _bleu_blocks(impl, g, ref: dict) -> None:
+def _statistics(impl, case: dict, flip: bool = False):
+    """Corpus statistics from the learner's pieces; flip: each segment's references in reverse order."""
+    counts, totals, ref_len = [0] * 4, [0] * 4, 0
+    for hyp, seg_refs in zip(case["hyp_tokens"], case["ref_tokens"], strict=True):
+        seg_refs = list(reversed(seg_refs)) if flip else seg_refs
+        for n in range(1, 5):
+            matches, total = impl.modified_precision(hyp, seg_refs, n)
+            counts[n - 1] += matches
+            totals[n - 1] += total
+        ref_len += impl.closest_ref_len(len(hyp), [len(r) for r in seg_refs])
+    return counts, totals, ref_len
+
+
+def _clipping(impl, g) -> None:
+    ref = load_reference(__file__, "bleu.json")
     for case in ref["corpus"]:
-        hyps, refs = case["hyp_tokens"], case["ref_tokens"]
-        with g.case(f"BLEU pieces, {case['name']}"):
-            counts, totals = [0] * 4, [0] * 4
-            ref_len = 0
-            for hyp, seg_refs in zip(hyps, refs, strict=True):
-                for n in range(1, 5):
-                    matches, total = impl.modified_precision(hyp, seg_refs, n)
-                    counts[n - 1] += matches
-                    totals[n - 1] += total
-                ref_len += impl.closest_ref_len(len(hyp), [len(r) for r in seg_refs])
+        with g.case(f"modified_precision, {case['name']}", pitfall="clip_sum"):
+            counts, totals, _ = _statistics(impl, case)
             g.equal("clipped matches summed over segments, n = 1..4", counts, case["counts"])
             g.equal("hypothesis n-grams, n = 1..4", totals, case["totals"])
-            g.equal("reference length (closest per segment)", ref_len, case["ref_len"])
+
+
+def _lengths(impl, g) -> None:
+    ref = load_reference(__file__, "bleu.json")
+    for case in ref["corpus"]:
+        if not any(len(r) > 1 for r in case["ref_tokens"]):
+            continue                                   # one reference per segment: nothing to choose
+        for flip in (False, True):
+            order = "references reversed" if flip else "references as listed"
+            with g.case(f"closest_ref_len, {case['name']} ({order})", pitfall="tie"):
+                _, _, ref_len = _statistics(impl, case, flip)
+                g.equal("reference length (closest per segment)", ref_len, case["ref_len"])
+    with g.case("closest_ref_len: a tie goes to the shorter reference, whatever the order", pitfall="tie"):
+        for hyp_len, lens, want in ((5, [4, 6], 4), (5, [6, 4], 4), (5, [3, 7, 6], 6), (5, [7, 3], 3),
+                                    (10, [12, 8, 9], 9)):
+            g.equal(f"closest_ref_len({hyp_len}, {lens})", impl.closest_ref_len(hyp_len, lens), want)
+    for case in ref["corpus"]:
+        with g.case(f"brevity_penalty, {case['name']}", pitfall="bp"):
             bp = impl.brevity_penalty(case["sys_len"], case["ref_len"])
             g.close("brevity_penalty", bp, case["bp"], **TOL)
-            g.close("corpus_bleu", impl.corpus_bleu(hyps, refs), case["score"], **TOL)
+
+
+def _corpus_bleu(impl, g) -> None:
+    ref = load_reference(__file__, "bleu.json")
+    for case in ref["corpus"]:
+        with g.case(f"corpus_bleu, {case['name']}", pitfall=("sentence_mean", "short")):
+            got = impl.corpus_bleu(case["hyp_tokens"], case["ref_tokens"])
+            g.close("corpus_bleu", got, case["score"], **TOL)
     for case in ref["sentence"]:
-        with g.case(f"corpus_bleu(effective_order=True) = sentence BLEU, {case['name']}"):
+        with g.case(f"corpus_bleu(effective_order=True) = sentence BLEU, {case['name']}", pitfall="short"):
             got = impl.corpus_bleu([case["hyp_tokens"]], [case["ref_tokens"]], effective_order=True)
             g.close("score", got, case["score"], **TOL)
-    with g.raises("corpus_bleu of an empty corpus raises ValueError (sacrebleu: "
-                  f"{ref['empty_corpus_in_sacrebleu']})", ValueError):
-        impl.corpus_bleu([], [])
-    with g.raises("corpus_bleu with 2 hypotheses and 1 reference entry raises ValueError", ValueError):
-        impl.corpus_bleu([["a"], ["b"]], [[["a"]]])
+    with g.case("corpus_bleu refuses what it cannot score", pitfall="brackets"):
+        with g.raises("corpus_bleu of an empty corpus raises ValueError (sacrebleu: "
+                      f"{ref['empty_corpus_in_sacrebleu']})", ValueError):
+            impl.corpus_bleu([], [])
+        with g.raises("corpus_bleu with 2 hypotheses and 1 reference entry raises ValueError", ValueError):
+            impl.corpus_bleu([["a"], ["b"]], [[["a"]]])
 
 
 # ---- BLEU on text (minigpt's API) --------------------------------------------------------------------
 def _bleu_text(impl, g, ref: dict) -> None:
     if not all(hasattr(impl, f) for f in ("bleu", "bleu_details", "sentence_bleu")):
         g.skip("bleu / bleu_details / sentence_bleu on text", "this implementation works on tokens only "
-               "(minigpt.metrics adds sacrebleu's tokenizers and the text API)")
+               "(minigpt.metrics adds sacrebleu's tokenizers and the text API): define them to have them "
+               "graded")
         return
     for case in ref["corpus"]:
         opts = {"tokenize": case["tokenize"], "lowercase": case["lowercase"]}
@@ -111,7 +133,8 @@ def _bleu_text(impl, g, ref: dict) -> None:
 
 def _tokenizers(impl, g) -> None:
     if not all(hasattr(impl, f) for f in ("tokenize_13a", "tokenize_zh", "is_chinese_char")):
-        g.skip("13a / zh tokenizers", "this implementation defines no tokenize_13a / tokenize_zh")
+        g.skip("13a / zh tokenizers", "this implementation defines no tokenize_13a / tokenize_zh: define "
+               "them to have them graded")
         return
     ref = load_reference(__file__, "tokenize.json")
     with g.case("tokenize_13a"):
@@ -134,18 +157,28 @@ def _tokenizers(impl, g) -> None:
 
 
 # ---- ROUGE ------------------------------------------------------------------------------------------
+def _lcs(impl, g) -> None:
+    ref = load_reference(__file__, "rouge.json")
+    for case in ref["single"]:
+        with g.case(f"lcs_length, {case['name']}", pitfall="lcs"):
+            g.equal("lcs_length", impl.lcs_length(case["hyp_tokens"], case["ref_tokens"]), case["lcs"])
+
+
 def _rouge(impl, g) -> None:
     ref = load_reference(__file__, "rouge.json")
     for case in ref["single"]:
         hyp, tgt = case["hyp_tokens"], case["ref_tokens"]
-        with g.case(f"ROUGE pieces, {case['name']}"):
-            g.equal("lcs_length", impl.lcs_length(hyp, tgt), case["lcs"])
+        with g.case(f"ROUGE, {case['name']}", pitfall="order"):
             for kind, n in (("rouge1", 1), ("rouge2", 2)):
                 g.close(f"rouge_n(n={n}) (P, R, F)", impl.rouge_n(hyp, tgt, n), case["scores"][kind], **TOL)
             g.close("rouge_l (P, R, F)", impl.rouge_l(hyp, tgt), case["scores"]["rougeL"], **TOL)
+
+
+def _rouge_text(impl, g) -> None:
+    ref = load_reference(__file__, "rouge.json")
     if not hasattr(impl, "rouge"):
         g.skip("rouge on text", "this implementation works on tokens only (minigpt.metrics.rouge adds "
-               "rouge-score's tokenizer and a per-character one)")
+               "rouge-score's tokenizer and a per-character one): define rouge() to have it graded")
         return
     for case in ref["single"] + ref["multi"]:
         with g.case(f"rouge, {case['name']} (tokenizer={case['tokenizer']})"):
@@ -180,7 +213,8 @@ def _perplexity(impl, g) -> None:
     ref = load_reference(__file__, "perplexity.npz")
     block = int(ref["block_size"])
     for stride, want in zip(ref["strides"], ref["perplexity"], strict=True):
-        with g.case(f"perplexity, block_size {block}, stride {int(stride)}, {len(ref['ids'])} tokens"):
+        with g.case(f"perplexity, block_size {block}, stride {int(stride)}, {len(ref['ids'])} tokens",
+                    pitfall="windows"):
             model = TableModel(ref["tok_table"], ref["pos_table"], block)
             got = impl.perplexity(model, ref["ids"], stride=int(stride))
             g.close("perplexity", got, want, **TOL)
@@ -192,3 +226,22 @@ def _perplexity(impl, g) -> None:
         V = ref["tok_table"].shape[0]
         flat = TableModel(np.zeros((V, V)), np.zeros((block, V)), block)
         g.close("perplexity", impl.perplexity(flat, ref["ids"], stride=3), float(V), **TOL)
+
+
+def _text_api(impl, g) -> None:
+    _bleu_text(impl, g, load_reference(__file__, "bleu.json"))
+    _tokenizers(impl, g)
+    _rouge_text(impl, g)
+
+
+STEPS = [
+    Step(1, "n-gram counts", ("ngram_counts",), _ngrams),
+    Step(2, "clipped n-gram matches", ("modified_precision",), _clipping),
+    Step(3, "the reference length and the brevity penalty", ("closest_ref_len", "brevity_penalty"), _lengths),
+    Step(4, "corpus BLEU", ("corpus_bleu",), _corpus_bleu),
+    Step(5, "the longest common subsequence", ("lcs_length",), _lcs),
+    Step(6, "ROUGE-N and ROUGE-L", ("rouge_n", "rouge_l"), _rouge),
+    Step(7, "perplexity in sliding windows", ("perplexity",), _perplexity),
+    Step(8, "optional: minigpt.metrics' text-level API (bleu, rouge, tokenizers)",
+         ("bleu", "sentence_bleu", "rouge", "tokenize_13a", "tokenize_zh"), _text_api),
+]

@@ -25,16 +25,17 @@ from types import ModuleType
 
 import numpy as np
 
-from minigpt.course.grader import Grader, load_reference
+from minigpt.course.grader import Grader, Step, load_reference
 
 IMPL = ("minigpt.parallel.allreduce", "minigpt.training.batches")
 RTOL, ATOL = 1e-12, 1e-12
 
 
-def run(impl: ModuleType, g: Grader) -> None:
-    meta = load_reference(__file__, "meta.json")
+NAMES = ("wte", "w_out")
 
-    with g.case("step 1: chunk_bounds (torch.tensor_split's chunks)"):
+
+def _chunks(impl: ModuleType, g: Grader) -> None:
+    with g.case("chunk_bounds (torch.tensor_split's chunks)", pitfall="chunks"):
         cases = load_reference(__file__, "chunks.json")
         got = [[list(b) for b in impl.chunk_bounds(c["n"], c["size"])] for c in cases]
         want = [c["bounds"] for c in cases]
@@ -46,11 +47,17 @@ def run(impl: ModuleType, g: Grader) -> None:
                       f"{want[bad[0]]}. The first n % N chunks are one longer; together they cover 0 .. n")
         g.true(f"bounds of {len(cases)} (n, N) pairs, n = 0 .. 100, N = 1 .. 8", not bad, detail)
 
+
+def _weights(impl: ModuleType, n_ranks: int, ref: dict) -> list[float]:
+    return [float(impl.shard(ref["x"], ref["y"], r, n_ranks)[2]) for r in range(n_ranks)]
+
+
+def _shard(impl: ModuleType, g: Grader) -> None:
+    meta = load_reference(__file__, "meta.json")
     ref = load_reference(__file__, "shards.npz")
     n_ranks = meta["shards"]["N"]
-    names = ("wte", "w_out")
-    weights = []
-    with g.case(f"step 2: shard (N = {n_ranks} ranks, masked targets)"):
+    with g.case(f"shard (N = {n_ranks} ranks, masked targets)", pitfall="weights"):
+        weights = []
         for r in range(n_ranks):
             xs, ys, w = impl.shard(ref["x"], ref["y"], r, n_ranks)
             g.equal(f"rank {r}: x rows", np.asarray(xs), ref[f"x_rank{r}"])
@@ -61,13 +68,16 @@ def run(impl: ModuleType, g: Grader) -> None:
         if np.allclose(weights, 1.0 / n_ranks) and not np.allclose(ref["weight"], 1.0 / n_ranks):
             g.true("diagnosis", False, "every weight is 1/N: count the targets that are not ignore_index "
                                        "(-100), in the slice and in the whole batch")
-        for name in names:
+        for name in NAMES:
             combined = sum(w * ref[f"grad_rank{r}.{name}"] for r, w in enumerate(weights))
             g.close(f"sum_r weight_r x grad_r == torch's big-batch gradient ({name})", combined,
                     ref[f"grad_full.{name}"], rtol=RTOL, atol=1e-15)
 
+
+def _ring(impl: ModuleType, g: Grader) -> None:
+    meta = load_reference(__file__, "meta.json")
     ring = load_reference(__file__, "ring.npz")
-    with g.case("step 3: simulate_ring_allreduce == torch.distributed.all_reduce (gloo)"):
+    with g.case("simulate_ring_allreduce == torch.distributed.all_reduce (gloo)", pitfall="ring"):
         for size in meta["ring"]["sizes"]:
             for n in meta["ring"]["lengths"]:
                 bufs = [ring[f"in.N{size}.n{n}.rank{r}"] for r in range(size)]
@@ -77,24 +87,24 @@ def run(impl: ModuleType, g: Grader) -> None:
                 got = np.stack([np.asarray(o, dtype=np.float64) for o in out]) if len(out) else np.zeros(0)
                 g.close(f"N={size}, n={n}: every rank's result", got, want, rtol=RTOL, atol=ATOL)
                 same = all(np.array_equal(out[0], o) for o in out)
-                g.true(f"N={size}, n={n}: every rank holds the same bits", same,
-                       "" if same else "a chunk was summed in different orders on different ranks: sum each "
-                                       "chunk once, on one rank, then pass the finished chunk around")
+                g.true(f"N={size}, n={n}: every rank holds the same bits", same, pitfall="same_bits")
                 g.true(f"N={size}, n={n}: the input buffers are unchanged", all(
-                    np.array_equal(a, b) for a, b in zip(bufs, before, strict=True)),
-                    "copy the buffers first: the caller's arrays are the ranks' gradients")
-
-    with g.case("step 3b: the ring of the weighted per-rank gradients == the big-batch gradient"):
-        if len(weights) != n_ranks:
-            raise NotImplementedError("needs step 2's shard")
-        flat = [np.concatenate([weights[r] * ref[f"grad_rank{r}.{n}"].ravel() for n in names])
+                    np.array_equal(a, b) for a, b in zip(bufs, before, strict=True)), pitfall="inputs")
+    ref = load_reference(__file__, "shards.npz")
+    n_ranks = meta["shards"]["N"]
+    with g.case("the ring of the weighted per-rank gradients == the big-batch gradient (uses step 2's shard)",
+                pitfall="weights"):
+        weights = _weights(impl, n_ranks, ref)
+        flat = [np.concatenate([weights[r] * ref[f"grad_rank{r}.{n}"].ravel() for n in NAMES])
                 for r in range(n_ranks)]
-        want = np.concatenate([ref[f"grad_full.{n}"].ravel() for n in names])
+        want = np.concatenate([ref[f"grad_full.{n}"].ravel() for n in NAMES])
         out = impl.simulate_ring_allreduce(flat)
         for r in range(n_ranks):
             g.close(f"rank {r}", out[r], want, rtol=RTOL, atol=1e-15)
 
-    with g.case("step 4: the ring's cost (bytes per rank, seconds)"):
+
+def _cost(impl: ModuleType, g: Grader) -> None:
+    with g.case("the ring's cost (bytes per rank, seconds)", pitfall="cost"):
         cost = load_reference(__file__, "cost.json")
         got_b = [impl.ring_bytes_per_rank(c["n_bytes"], c["size"]) for c in cost]
         got_s = [impl.ring_seconds(c["n_bytes"], c["size"], c["latency_s"], c["bandwidth"]) for c in cost]
@@ -102,3 +112,11 @@ def run(impl: ModuleType, g: Grader) -> None:
                 np.array([c["bytes_per_rank"] for c in cost]), rtol=RTOL)
         g.close(f"ring_seconds, {len(cost)} cases (two links)", np.array(got_s, dtype=np.float64),
                 np.array([c["seconds"] for c in cost]), rtol=RTOL)
+
+
+STEPS = [
+    Step(1, "cut a buffer into N nearly equal chunks", ("chunk_bounds",), _chunks),
+    Step(2, "each rank's rows, and the weight of its gradient", ("shard",), _shard),
+    Step(3, "the ring all-reduce, simulated", ("simulate_ring_allreduce",), _ring),
+    Step(4, "the ring's cost", ("ring_bytes_per_rank", "ring_seconds"), _cost),
+]

@@ -1,8 +1,9 @@
 """Lesson 13 exercise: cut the buffer, slice the batch, sum with a ring, price the ring.
 
-Fill in every body that raises NotImplementedError, in order, then grade your file:
+Fill in every body that raises NotImplementedError, in order, then grade your file, one step or all:
 
-    minigpt lesson check 13 --impl lessons/13_data_parallel/exercise.py
+    minigpt lesson check 13 --impl lessons/13_data_parallel/exercise.py [--step K]
+    minigpt lesson hint 13 K          # the first hint nudges, the last nearly gives it away
 
 No MPI needed: the ring runs simulated, N ranks' buffers in one process, and the grader compares it with
 what torch.distributed's all-reduce gave in real processes. The steps:
@@ -29,7 +30,7 @@ def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
     Lengths differ by at most one; the longer chunks come first (torch.tensor_split's and
     np.array_split's convention). n may be smaller than size (some chunks are then empty).
     """
-    raise NotImplementedError("step 1, chunk_bounds: divmod(n, size) tells how long and how many are longer")
+    raise NotImplementedError("step 1 not started: chunk_bounds")
 
 
 # ---- step 2 ------------------------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ def shard(x: np.ndarray, y: np.ndarray, rank: int, size: int,
     where a mean counts only targets != ignore_index (fine-tuning masks the prompts). The weights sum to 1.
     Raise ValueError if N does not divide the number of rows.
     """
-    raise NotImplementedError("step 2, shard: slice the rows, then weigh the slice by what its mean counts")
+    raise NotImplementedError("step 2 not started: shard")
 
 
 # ---- step 3 ------------------------------------------------------------------------------------------------
@@ -55,16 +56,15 @@ def simulate_ring_allreduce(buffers: Sequence[np.ndarray]) -> list[np.ndarray]:
     2(N - 1) steps every rank sends one chunk (chunk_bounds(n, N)) at the same time; a chunk is summed
     completely on one rank and then copied around, so every rank ends with the same bits.
     """
-    raise NotImplementedError("step 3, simulate_ring_allreduce: N-1 reduce-scatter steps, then N-1 "
-                              "all-gather steps; copy every outgoing chunk before any rank receives")
+    raise NotImplementedError("step 3 not started: simulate_ring_allreduce")
 
 
 # ---- step 4 ------------------------------------------------------------------------------------------------
 def ring_bytes_per_rank(n_bytes: float, size: int) -> float:
     """Bytes each rank sends in your ring all-reduce of an n_bytes buffer over `size` ranks (0 for 1)."""
-    raise NotImplementedError("step 4, ring_bytes_per_rank: count the steps, and the bytes of a chunk")
+    raise NotImplementedError("step 4 not started: ring_bytes_per_rank")
 
 
 def ring_seconds(n_bytes: float, size: int, latency_s: float, bandwidth: float) -> float:
     """Its time when each message costs latency_s seconds plus its bytes / bandwidth (bytes/s); 0 for 1."""
-    raise NotImplementedError("step 4, ring_seconds: one latency per step, plus the bytes over the bandwidth")
+    raise NotImplementedError("step 4 not started: ring_seconds")
