@@ -352,12 +352,14 @@ def test_cli_finetune_lora_and_merge(run_base, capsys):
 # ---- lesson 14's check fails the classic bugs ------------------------------------------------------------
 def _mutant(**changes):
     """minigpt's layer module with some functions replaced: what a learner's buggy file looks like."""
-    from types import SimpleNamespace
+    from types import ModuleType
 
     from minigpt.layers import lora as layer
 
     names = ("lora_forward", "lora_backward", "lora_merge", "lora_unmerge", "lora_init")
-    return SimpleNamespace(**{n: getattr(layer, n) for n in names} | changes)
+    module = ModuleType("lora_mutant")
+    module.__dict__.update({n: getattr(layer, n) for n in names} | changes)
+    return module
 
 
 def _forward_without_scale(x, weight, bias, lora_A, lora_B, scale, dropout=0.0, rng=None, training=True):
@@ -396,14 +398,12 @@ def _merge_in_place(weight, lora_A, lora_B, scale):
 def test_lesson_check_fails_classic_bugs(mutant, failing):
     import io
 
-    from minigpt.course.grader import Grader, find_lesson, load_check
+    from minigpt.course.grader import grade
 
-    g = Grader(out=io.StringIO(), verbose=False)
-    load_check(find_lesson(14)).run(_mutant(**mutant), g)
+    g = grade(14, impl=_mutant(**mutant), out=io.StringIO(), verbose=False)
     failed = [r.name for r in g.results if r.status == "FAIL"]
     assert any(failing in name for name in failed), failed
-    clean = Grader(out=io.StringIO(), verbose=False)
-    load_check(find_lesson(14)).run(_mutant(), clean)
+    clean = grade(14, impl=_mutant(), out=io.StringIO(), verbose=False)
     assert clean.failed == 0 and clean.passed > 20
 
 

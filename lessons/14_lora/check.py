@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigpt.course.gradcheck import check_layer
-from minigpt.course.grader import load_reference
+from minigpt.course.grader import Step, load_reference
 
 IMPL = "minigpt.layers.lora"
 
@@ -88,7 +88,7 @@ def _backward(impl, g) -> None:
             errors = check_layer(forward, impl.lora_backward, [x.copy(), A.copy(), B.copy()])
             detail = ", ".join(f"{n} {e:.1e}" for n, e in
                                zip(("dx", "dA", "dB"), errors.values(), strict=True))
-            g.true(f"relative error < {FD_LIMIT:g}", max(errors.values()) < FD_LIMIT, detail)
+            g.below("relative error", max(errors.values()), FD_LIMIT, detail)
 
 
 def _merge(impl, g) -> None:
@@ -128,8 +128,9 @@ def _init(impl, g) -> None:
         impl.lora_init(12, 36, 0, np.random.default_rng(0))
 
 
-def run(impl, g) -> None:
-    _forward(impl, g)
-    _backward(impl, g)
-    _merge(impl, g)
-    _init(impl, g)
+STEPS = [
+    Step(1, "the adapted layer's forward", ("lora_forward",), _forward),
+    Step(2, "its backward: dx, dA, dB", ("lora_backward",), _backward),
+    Step(3, "merge the adapter into the weight, and back", ("lora_merge", "lora_unmerge"), _merge),
+    Step(4, "PEFT's initialisation", ("lora_init",), _init),
+]

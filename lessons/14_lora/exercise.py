@@ -32,7 +32,7 @@ def lora_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, lor
     Must hold: with lora_B all zero the result equals x @ weight + bias exactly; float32 in -> float32 out
     (even when scale arrives as a NumPy float64); A or B of the wrong shape raises ValueError.
     """
-    raise NotImplementedError("lora_forward: the frozen layer's output plus the scaled adapter path")
+    raise NotImplementedError("step 1 not started: lora_forward")
 
 
 def lora_backward(dout: np.ndarray, cache):
@@ -40,7 +40,7 @@ def lora_backward(dout: np.ndarray, cache):
 
     No gradient for weight or bias: they are frozen. dx must include both paths from x to out.
     """
-    raise NotImplementedError("lora_backward: the chain rule through the frozen path and the adapter path")
+    raise NotImplementedError("step 2 not started: lora_backward")
 
 
 def lora_merge(weight: np.ndarray, lora_A: np.ndarray, lora_B: np.ndarray, scale: float) -> np.ndarray:
@@ -48,12 +48,12 @@ def lora_merge(weight: np.ndarray, lora_A: np.ndarray, lora_B: np.ndarray, scale
 
     Return a new array; weight must not change.
     """
-    raise NotImplementedError("lora_merge: fold the adapter into the weight")
+    raise NotImplementedError("step 3 not started: lora_merge")
 
 
 def lora_unmerge(merged: np.ndarray, lora_A: np.ndarray, lora_B: np.ndarray, scale: float) -> np.ndarray:
     """(Cin, Cout): the inverse of lora_merge (the base weight again, up to rounding). A new array."""
-    raise NotImplementedError("lora_unmerge: take the adapter back out")
+    raise NotImplementedError("step 3 not started: lora_unmerge")
 
 
 def lora_init(c_in: int, c_out: int, r: int, rng: np.random.Generator, dtype=np.float32):
@@ -62,4 +62,4 @@ def lora_init(c_in: int, c_out: int, r: int, rng: np.random.Generator, dtype=np.
     PEFT: kaiming_uniform_(a=sqrt(5)) on its (r, Cin) lora_A weight, zeros for lora_B. Work out the range
     of that uniform law (torch's documentation of kaiming_uniform_ gives the bound). r < 1 raises ValueError.
     """
-    raise NotImplementedError("lora_init: A uniform in a range you derive, B zero")
+    raise NotImplementedError("step 4 not started: lora_init")
