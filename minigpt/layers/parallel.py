@@ -16,7 +16,7 @@ The pool is the only state here. It is created on first use by an engine (never 
 BLAS: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS if set, else os.cpu_count(). With
 MINIGPT_ENGINES=0 no engine runs, so no thread is ever started.
 
-What this file deliberately does not do: pin threads, nest (a worker never calls run_blocks), split
+What this file deliberately does not do: pin threads, nest (inside a worker run_blocks runs inline), split
 matmuls that BLAS already spreads over the cores, or decide whether an engine is on (minigpt/engines.py).
 """
 
@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 PARALLEL_MIN = 32_768     # elements below which an engine runs on the calling thread only
 BLOCK_SIZE = 65_536       # elements per block: 256 KiB of float32, a few of them fit in L2 together
 
+_PREFIX = "minigpt-engine"
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -51,7 +52,7 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minigpt-engine")
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
         return _pool
 
 
@@ -82,9 +83,9 @@ def run_blocks(work: Callable[[int, int], None], n_rows: int, row_size: int,
         for start, stop in part:
             work(start, stop)
 
-    if len(runs) == 1:
-        run(runs[0])
-        return
+    if len(runs) == 1 or threading.current_thread().name.startswith(_PREFIX):
+        run([(start, stop) for part in runs for start, stop in part])   # inline; a worker never waits
+        return                                                          # on its own pool
     pool = _get_pool(n_threads() - 1 if n_threads() > 1 else 1)
     futures = [pool.submit(run, part) for part in runs[1:]]
     try:
