@@ -16,6 +16,7 @@ import pytest
 from minigpt import engines
 from minigpt.layers import parallel
 from minigpt.layers.attention import sdpa_backward, sdpa_backward_engine, sdpa_forward, sdpa_forward_engine
+from minigpt.layers.embedding import embedding_backward, embedding_backward_engine, embedding_forward
 from minigpt.layers.layernorm import (
     layernorm_backward,
     layernorm_backward_engine,
@@ -283,3 +284,17 @@ def test_no_pool_with_engines_off():
         print(parallel._pool is None)
     """, MINIGPT_ENGINES="0")
     assert out.split() == ["True"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_embedding_backward_engine_equals_definition(dtype):
+    rng = np.random.default_rng(10)
+    wte, wpe = rng.standard_normal((65, 32)).astype(dtype), rng.standard_normal((80, 32)).astype(dtype)
+    idx = rng.integers(0, 20, (12, 64))                        # ids repeat many times; 45 ids never appear
+    dout = rng.standard_normal((12, 64, 32)).astype(dtype)
+    _, cache = embedding_forward(idx, wte, wpe, start=5)
+    with engines.disabled():
+        grads0 = embedding_backward(dout, cache)
+    for g1, g0 in zip(embedding_backward_engine(dout, cache), grads0, strict=True):
+        close(g1, g0, dtype)
+    assert (embedding_backward(dout, cache)[0][20:] == 0).all()
