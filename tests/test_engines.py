@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from minigpt import engines
+from minigpt import engines, optim
 from minigpt.layers import parallel
 from minigpt.layers.attention import sdpa_backward, sdpa_backward_engine, sdpa_forward, sdpa_forward_engine
 from minigpt.layers.embedding import embedding_backward, embedding_backward_engine, embedding_forward
@@ -298,3 +298,23 @@ def test_embedding_backward_engine_equals_definition(dtype):
     for g1, g0 in zip(embedding_backward_engine(dout, cache), grads0, strict=True):
         close(g1, g0, dtype)
     assert (embedding_backward(dout, cache)[0][20:] == 0).all()
+
+
+# ---- AdamW --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [optim.AdamW, optim.Adam])
+def test_adam_on_threads_equals_the_loop_bit_for_bit(cls, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    rng = np.random.default_rng(11)
+    shapes = [(300, 200), (200,), (64, 64), (5,), (128, 512)]
+    params = [{f"p{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}]
+    params.append({k: v.copy() for k, v in params[0].items()})
+    opts = [cls(p, lr=1e-2, weight_decay=0.1) for p in params]
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params[0].items()}
+        with engines.disabled():
+            opts[0].step(grads)
+        opts[1].step(grads)
+        assert opts[1]._plan is not None                       # the engine ran
+    for name in params[0]:
+        np.testing.assert_array_equal(params[1][name], params[0][name])
+        np.testing.assert_array_equal(opts[1].state["exp_avg_sq"][name], opts[0].state["exp_avg_sq"][name])
