@@ -86,13 +86,13 @@ def sdpa_forward_engine(q: np.ndarray, k: np.ndarray, v: np.ndarray):
     scale = 1.0 / math.sqrt(D)
     att_t = np.empty((B, H, Tk, Tq), dtype=np.result_type(q, k))    # (B, H, Tk, Tq) scores, transposed
     y = np.empty((B, Tq, H, D), dtype=np.result_type(att_t, v))      # (B, Tq, H, D): merge_heads is a view
-    future = causal_mask(Tq, Tk).T                                    # (Tk, Tq) True where key j > query i
+    mask = np.where(causal_mask(Tq, Tk).T, -np.inf, 0.0).astype(att_t.dtype)   # (Tk, Tq) -inf: the future
 
     def work(start: int, stop: int) -> None:
         a = att_t[start:stop]                                         # (b, H, Tk, Tq)
-        np.matmul(k[start:stop], q[start:stop].swapaxes(-1, -2), out=a)   # k . q for every pair
-        a *= scale
-        np.copyto(a, -np.inf, where=future)
+        q_scaled = q[start:stop] * scale                              # (b, H, Tq, D) smaller than a (D < T)
+        np.matmul(k[start:stop], q_scaled.swapaxes(-1, -2), out=a)    # k . q / sqrt(D) for every pair
+        a += mask                                                     # one pass (copyto where= is 2x slower)
         softmax(a, axis=-2, out=a)                                    # over the keys: down each column
         np.matmul(a.swapaxes(-1, -2), v[start:stop], out=y[start:stop].transpose(0, 2, 1, 3))
 
