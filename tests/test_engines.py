@@ -314,7 +314,7 @@ def test_adam_on_threads_equals_the_loop_bit_for_bit(cls, monkeypatch):
         with engines.disabled():
             opts[0].step(grads)
         opts[1].step(grads)
-        assert opts[1]._plan is not None                       # the engine ran
+        assert opts[1]._by_size is not None                    # the engine ran
     for name in params[0]:
         np.testing.assert_array_equal(params[1][name], params[0][name])
         np.testing.assert_array_equal(opts[1].state["exp_avg_sq"][name], opts[0].state["exp_avg_sq"][name])

@@ -48,7 +48,7 @@ def gelu_forward_engine(x: np.ndarray):
     """gelu_forward in place over cache-sized row blocks on every core (minigpt/layers/parallel.py).
 
     Equals gelu_forward to rounding (float64 ~1e-16 relative, float32 ~1e-7: the operations are regrouped).
-    Baby shape, (12, 64, 512) float32 on the 2-core VM: 2.4 -> 0.35 ms (definition -> engine).
+    Baby shape, (12, 64, 512) float32, CPU time on one core: 1.29 -> 0.65 ms, then spread over the cores.
     """
     x2 = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1)   # (rows, n)
     t = np.empty(x2.shape, x.dtype)                                       # (rows, n) becomes tanh(u)
@@ -71,7 +71,7 @@ def gelu_forward_engine(x: np.ndarray):
 
 def gelu_backward_engine(dout: np.ndarray, cache):
     """gelu_backward in place over cache-sized row blocks on every core; equals it to rounding.
-    Baby shape, (12, 64, 512) float32 on the 2-core VM: 2.9 -> 0.45 ms (definition -> engine)."""
+    Baby shape, (12, 64, 512) float32, CPU time on one core: 1.78 -> 0.71 ms, then spread over the cores."""
     x, tanh_u = cache
     n = x.shape[-1] if x.ndim > 1 else x.size
     x2, t2 = x.reshape(-1, n), tanh_u.reshape(-1, n)                      # (rows, n)

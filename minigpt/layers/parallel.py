@@ -8,9 +8,9 @@ NumPy on their own rows of an array run on separate cores. The layer engines use
     run_blocks(work, n_rows=x.shape[0], row_size=x[0].size)
 
 `run_blocks` cuts range(n_rows) into blocks of about BLOCK_SIZE elements (so a chain of passes over one
-block stays in the core's L2 cache: fusing by blocking, since NumPy cannot fuse expressions), hands each
-thread a contiguous run of blocks, runs the first run on the calling thread and returns when all are done.
-Below PARALLEL_MIN elements, or with one thread, it calls work(0, n_rows) directly: no pool, no threads.
+block stays in the core's L2 cache: fusing by blocking, since NumPy cannot fuse expressions); the calling
+thread and the pool's workers take blocks from one shared counter until none is left, and it returns when
+all are done. Below PARALLEL_MIN elements, or with one thread, the caller runs the blocks itself: no pool.
 
 The pool is the only state here. It is created on first use by an engine (never on import), sized like
 BLAS: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS if set, else os.cpu_count(). With
@@ -22,6 +22,7 @@ matmuls that BLAS already spreads over the cores, or decide whether an engine is
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -68,30 +69,48 @@ def run_blocks(work: Callable[[int, int], None], n_rows: int, row_size: int,
 
     row_size: elements per row (sets the block length). Each row is handled by exactly one call, so
     anything computed per row (an element-wise pass, a reduction along the row) is the same number it
-    would be on the whole array. An exception in any block is raised here, after every block has ended.
+    would be on the whole array. The blocks are taken from one shared counter by the calling thread and
+    the workers alike, and the caller waits only for blocks already taken: on a loaded machine, where a
+    worker may wake up late, the caller simply does more of them itself. An exception in any block is
+    raised here, after every block has ended.
     """
     if n_rows <= 0:
         return
     total = n_rows * max(1, row_size)
-    threads = n_threads() if total >= parallel_min else 1
-    threads = min(threads, n_rows)
-    n_blocks = threads * max(1, math.ceil(total / (threads * block_size)))   # a multiple of threads
-    blocks = split(n_rows, n_blocks)
-    runs = [blocks[lo:hi] for lo, hi in split(len(blocks), threads)]        # one run of blocks per thread
-
-    def run(part: list[tuple[int, int]]) -> None:
-        for start, stop in part:
+    threads = min(n_threads() if total >= parallel_min else 1, n_rows)
+    blocks = split(n_rows, max(threads, math.ceil(total / block_size)))
+    if threads == 1 or threading.current_thread().name.startswith(_PREFIX):
+        for start, stop in blocks:                       # inline; a worker never waits on its own pool
             work(start, stop)
+        return
+    job = _Job(work, blocks)
+    pool = _get_pool(n_threads() - 1)
+    for _ in range(threads - 1):
+        pool.submit(job.run)
+    job.run()                                            # the caller takes blocks too
+    job.done.wait()
+    if job.error is not None:
+        raise job.error
 
-    if len(runs) == 1 or threading.current_thread().name.startswith(_PREFIX):
-        run([(start, stop) for part in runs for start, stop in part])   # inline; a worker never waits
-        return                                                          # on its own pool
-    pool = _get_pool(n_threads() - 1 if n_threads() > 1 else 1)
-    futures = [pool.submit(run, part) for part in runs[1:]]
-    try:
-        run(runs[0])                                     # the caller works too
-    finally:
-        errors = [f.exception() for f in futures]        # waits for every block
-    for error in errors:
-        if error is not None:
-            raise error
+
+class _Job:
+    """One run_blocks call: blocks handed out by a shared counter, and an event set when all have ended."""
+
+    def __init__(self, work: Callable[[int, int], None], blocks: list[tuple[int, int]]):
+        self.work, self.blocks = work, blocks
+        self.taken = itertools.count()                   # next() is atomic under the GIL
+        self.left = len(blocks)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (i := next(self.taken)) < len(self.blocks):
+            try:
+                self.work(*self.blocks[i])
+            except BaseException as error:              # noqa: BLE001 - handed to the caller
+                self.error = self.error or error
+            with self.lock:
+                self.left -= 1
+                if self.left == 0:
+                    self.done.set()

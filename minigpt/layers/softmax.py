@@ -60,7 +60,8 @@ def _engine_fits(x: np.ndarray, axis: int, out: np.ndarray | None) -> bool:
 
 def softmax_rows_engine(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """softmax(x, axis=-1) over row blocks on every core; equals the definition bit for bit (each row sees
-    the same five passes). Attention's (12, 4, 64, 64) scores: 0.45 -> 0.25 ms on 2 cores (idle VM)."""
+    the same five passes). On one core it costs the same as the definition (0.7 ms for a (12, 4, 64, 64)
+    float32 array); the gain is the spread over the cores."""
     n = x.shape[-1]
     x2 = x.reshape(-1, n)                                        # (rows, n), a view for contiguous x
     p = np.empty(x.shape, x.dtype) if out is None else out
