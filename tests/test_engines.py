@@ -182,7 +182,8 @@ def test_layernorm_vector_engine_equals_definition(dtype):
 
 # ---- attention ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("tq,tk", [(64, 64), (20, 90)])      # Tk > Tq: a KV cache's offset mask
+@pytest.mark.parametrize("tq,tk", [(64, 64), (20, 90), (256, 256)])   # Tk > Tq: a KV cache's offset mask;
+# 256 x 256 x 16 per head is above BLAS_THREADED: blocks on the calling thread only
 def test_sdpa_engine_equals_definition(dtype, tq, tk, threads):
     rng = np.random.default_rng(7)
     q = rng.standard_normal((6, 4, tq, 16)).astype(dtype)

@@ -24,7 +24,7 @@ import numpy as np
 from minigpt import engines
 from minigpt.layers.dropout import dropout_backward, dropout_forward
 from minigpt.layers.linear import linear_backward, linear_forward
-from minigpt.layers.parallel import PARALLEL_MIN, run_blocks
+from minigpt.layers.parallel import BLAS_THREADED, PARALLEL_MIN, run_blocks
 from minigpt.layers.softmax import softmax, softmax_backward
 
 
@@ -76,6 +76,13 @@ def _engine_fits(q: np.ndarray, Tk: int, pdrop: float) -> bool:
     return engines.enabled() and pdrop == 0.0 and B * H * Tq * Tk >= PARALLEL_MIN
 
 
+def _blas_threads_itself(Tq: int, Tk: int, D: int) -> int:
+    """1 (blocks on the calling thread only) when each head's matmul is large enough for BLAS to spread
+    it over the cores itself, else 0 (the pool's threads): two threads each asking BLAS for all cores
+    would only queue behind each other."""
+    return 1 if Tq * Tk * D > BLAS_THREADED else 0
+
+
 def sdpa_forward_engine(q: np.ndarray, k: np.ndarray, v: np.ndarray):
     """sdpa_forward without dropout, blocks of the batch on every core; equals it to rounding (float32
     ~1e-6, float64 ~1e-15). The scores are computed transposed, (Tk, Tq) per head = k q^T, so the softmax
@@ -97,7 +104,7 @@ def sdpa_forward_engine(q: np.ndarray, k: np.ndarray, v: np.ndarray):
         softmax(a, axis=-2, out=a)                                    # over the keys: down each column
         np.matmul(a.swapaxes(-1, -2), v[start:stop], out=y[start:stop].transpose(0, 2, 1, 3))
 
-    run_blocks(work, B, H * Tq * Tk)
+    run_blocks(work, B, H * Tq * Tk, max_threads=_blas_threads_itself(Tq, Tk, D))
     att = att_t.swapaxes(-1, -2)                                      # (B, H, Tq, Tk) a view
     return y.transpose(0, 2, 1, 3), (q, k, v, att, att, None, scale)  # the definition's cache
 
@@ -127,7 +134,7 @@ def sdpa_backward_engine(dy: np.ndarray, cache):
         np.matmul(dp.swapaxes(-1, -2), k[start:stop], out=dq[start:stop])
         np.matmul(dp, q[start:stop], out=dk[start:stop])
 
-    run_blocks(work, B, H * Tq * Tk)
+    run_blocks(work, B, H * Tq * Tk, max_threads=_blas_threads_itself(Tq, Tk, D))
     return dq, dk, dv
 
 

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 # ~10 us; a pass over 32K float32 elements costs ~5-15 us, a chain of passes several times that.
 PARALLEL_MIN = 32_768     # elements below which an engine runs on the calling thread only
 BLOCK_SIZE = 65_536       # elements per block: 256 KiB of float32, a few of them fit in L2 together
+BLAS_THREADED = 262_144   # m*n*k above which OpenBLAS splits one matmul over its own threads (its
+                          # GEMM_MULTITHREAD_THRESHOLD 4 x 65536): engines then leave those matmuls to it
 
 _PREFIX = "minigpt-engine"
 _pool: ThreadPoolExecutor | None = None
@@ -64,7 +66,7 @@ def split(n_rows: int, n_parts: int) -> list[tuple[int, int]]:
 
 
 def run_blocks(work: Callable[[int, int], None], n_rows: int, row_size: int,
-               block_size: int = BLOCK_SIZE, parallel_min: int = PARALLEL_MIN) -> None:
+               block_size: int = BLOCK_SIZE, parallel_min: int = PARALLEL_MIN, max_threads: int = 0) -> None:
     """Call work(start, stop) over blocks covering range(n_rows), spread over the pool's threads.
 
     row_size: elements per row (sets the block length). Each row is handled by exactly one call, so
@@ -72,12 +74,12 @@ def run_blocks(work: Callable[[int, int], None], n_rows: int, row_size: int,
     would be on the whole array. The blocks are taken from one shared counter by the calling thread and
     the workers alike, and the caller waits only for blocks already taken: on a loaded machine, where a
     worker may wake up late, the caller simply does more of them itself. An exception in any block is
-    raised here, after every block has ended.
+    raised here, after every block has ended. max_threads > 0 caps the threads (1: blocks, no pool).
     """
     if n_rows <= 0:
         return
     total = n_rows * max(1, row_size)
-    threads = min(n_threads() if total >= parallel_min else 1, n_rows)
+    threads = min(n_threads() if total >= parallel_min else 1, n_rows, max_threads or n_rows)
     blocks = split(n_rows, max(threads, math.ceil(total / block_size)))
     if threads == 1 or threading.current_thread().name.startswith(_PREFIX):
         for start, stop in blocks:                       # inline; a worker never waits on its own pool
