@@ -1,8 +1,9 @@
 """One transformer block, forward + backward, minigpt (NumPy) vs PyTorch eager on the same shapes.
 
 Shapes default to nanoGPT's CPU recipe (B=12, T=64, C=128, H=4), float32, the same thread count for both.
-Prints the median time of each, their ratio (minigpt / torch: below 1.0 means minigpt is faster) and where
-minigpt's time goes (matmuls vs the rest), measured in the same run. Needs an otherwise idle machine.
+Prints the median time of each (timed in alternating rounds; MINIGPT_ENGINES=0 measures the definitions),
+their ratio (minigpt / torch: below 1.0 means minigpt is faster) and where minigpt's time goes (matmuls vs
+the rest), measured in the same run. Needs an otherwise idle machine.
 
     python benchmarks/block.py [--B 12 --T 64 --C 128 --H 4 --repeat 50 --threads 2]
 
@@ -12,6 +13,7 @@ PyTorch is optional: without it only minigpt's numbers are printed.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 from _common import default_threads, keep_memory, median_ms, set_blas_threads
@@ -25,6 +27,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--H", type=int, default=4)
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--threads", type=int, default=default_threads())
+    p.add_argument("--rounds", type=int, default=5, help="alternate minigpt and PyTorch this many times")
     return p.parse_args()
 
 
@@ -34,6 +37,7 @@ keep_memory()                    # the allocator setting the `minigpt` command a
 
 import numpy as np  # noqa: E402
 
+from minigpt import engines  # noqa: E402
 from minigpt.layers import (  # noqa: E402
     attention_backward,
     attention_forward,
@@ -76,7 +80,8 @@ def numpy_block_step(x: np.ndarray, p: dict[str, np.ndarray], H: int, dout: np.n
     return dx1 + layernorm_backward(da, c1)[0]
 
 
-def torch_block_ms(B: int, T: int, C: int, H: int, repeat: int, threads: int) -> float | None:
+def torch_block(B: int, T: int, C: int, H: int, threads: int):
+    """The same block's forward + backward in PyTorch eager (None without torch): the function to time."""
     try:
         import torch
         import torch.nn.functional as F
@@ -98,7 +103,7 @@ def torch_block_ms(B: int, T: int, C: int, H: int, repeat: int, threads: int) ->
         out = x1 + m_proj(F.gelu(c_fc(ln2(x1)), approximate="tanh"))
         out.backward(dout)
 
-    return median_ms(step, repeat, warmup=2)
+    return step
 
 
 def main() -> None:
@@ -107,7 +112,16 @@ def main() -> None:
     p = make_params(C, rng)
     x = rng.standard_normal((B, T, C)).astype(np.float32)
     dout = rng.standard_normal((B, T, C)).astype(np.float32)
-    ours = median_ms(lambda: numpy_block_step(x, p, H, dout), ARGS.repeat, warmup=2)
+    theirs_step = torch_block(B, T, C, H, ARGS.threads)
+    fns = [lambda: numpy_block_step(x, p, H, dout)] + ([] if theirs_step is None else [theirs_step])
+    samples: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        median_ms(fn, 1, warmup=2)
+    for _ in range(ARGS.rounds):                  # alternate, so a change of load hits both alike
+        for fn, out in zip(fns, samples, strict=True):
+            out.extend(median_ms(fn, 1, warmup=0) for _ in range(max(1, ARGS.repeat // ARGS.rounds)))
+    ours, *rest = (statistics.median(out) for out in samples)
+    theirs = rest[0] if rest else None
 
     # the matmuls alone (same shapes, same count) tell how much of the step is BLAS
     N = B * T
@@ -131,11 +145,11 @@ def main() -> None:
     flops = 3 * 2 * N * C * (3 * C + C + 4 * C + 4 * C) + 3 * 2 * 2 * B * H * T * T * (C // H)
 
     print(f"block fwd+bwd  B={B} T={T} C={C} H={H} float32, {ARGS.threads} thread(s), "
-          f"median of {ARGS.repeat}")
+          f"median of {ARGS.repeat} in {ARGS.rounds} alternating rounds, "
+          f"engines {'on' if engines.enabled() else 'off'}")
     print(f"  minigpt (NumPy)  {ours:8.2f} ms   {flops / ours / 1e6:6.1f} GFLOP/s")
     print(f"  its matmuls only {mm:8.2f} ms   (~{100 * mm / ours:.0f}% of the step; the rest is elementwise,"
           " softmax, layer-norm, copies)")
-    theirs = torch_block_ms(B, T, C, H, ARGS.repeat, ARGS.threads)
     if theirs is None:
         print("  PyTorch not installed: no ratio (pip install -e '.[reference]')")
         return

@@ -3,11 +3,16 @@
 The default shape is nanoGPT's CPU recipe ("baby": 4 layers, 4 heads, 128 channels, block 64, batch 12,
 65-token vocabulary), float32, the same thread count for both. Printed, all measured in this one run:
 
-- median ms per step for minigpt and for PyTorch eager, and their ratio (below 1.0: minigpt is faster);
+- median ms per step for minigpt and for PyTorch eager, and their ratio (below 1.0: minigpt is faster),
+  timed in alternating rounds so that a change of load on a shared machine hits both;
 - minigpt's achieved GFLOP/s (model.flops_per_token() x tokens / time) against np.matmul's peak on
   this machine at the model's own matmul shapes — how much of the machine the step uses.
 
-    python benchmarks/train_step.py [--preset baby|gpt2-small-ish] [--repeat 30] [--threads 2]
+    python benchmarks/train_step.py [--preset baby|small-ctx256] [--repeat 30] [--threads 2] [--profile]
+
+--profile also prints where minigpt's step spends its time (cProfile, ms per step per layer function, as
+seen from the calling thread; the profiler itself adds ~10 %). MINIGPT_ENGINES=0 measures the plain
+definitions only (minigpt/engines.py).
 
 Needs an otherwise idle machine (2 cores: anything beside it distorts both numbers). PyTorch is optional.
 """
@@ -15,6 +20,7 @@ Needs an otherwise idle machine (2 cores: anything beside it distorts both numbe
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 from _common import default_threads, keep_memory, median_ms, set_blas_threads
@@ -30,6 +36,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(SHAPES), default="baby")
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--threads", type=int, default=default_threads())
+    p.add_argument("--rounds", type=int, default=5, help="alternate minigpt and PyTorch this many times")
+    p.add_argument("--profile", action="store_true", help="print where minigpt's step spends its time")
     return p.parse_args()
 
 
@@ -39,11 +47,12 @@ keep_memory()                    # the allocator setting the `minigpt` command a
 
 import numpy as np  # noqa: E402
 
-from minigpt import optim  # noqa: E402
+from minigpt import engines, optim  # noqa: E402
 from minigpt.model import GPT, GPTConfig  # noqa: E402
 
 
-def minigpt_step_ms(cfg: GPTConfig, B: int, repeat: int) -> tuple[float, GPT]:
+def minigpt_step(cfg: GPTConfig, B: int):
+    """A training step of a fresh model on fixed random ids: the function to time, and the model."""
     model = GPT(cfg, seed=0, dtype=np.float32)
     opt = optim.AdamW(model.params, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
     rng = np.random.default_rng(0)
@@ -55,7 +64,35 @@ def minigpt_step_ms(cfg: GPTConfig, B: int, repeat: int) -> tuple[float, GPT]:
         optim.clip_grad_norm(grads, 1.0)
         opt.step(grads)
 
-    return median_ms(step, repeat, warmup=3), model
+    return step, model
+
+
+PROFILED = ("linear_forward", "linear_backward", "sdpa_forward", "sdpa_backward", "gelu_forward",
+            "gelu_backward", "layernorm_forward", "layernorm_backward", "embedding_forward",
+            "embedding_backward", "cross_entropy_forward", "cross_entropy_backward", "clip_grad_norm", "step")
+
+
+def profile(step, steps: int = 20) -> None:
+    """Where the step's time goes: cumulative ms per step of each layer function (calling thread's view)."""
+    import cProfile
+    import pstats
+
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    stats = pstats.Stats(prof).stats                  # (file, line, name) -> (cc, nc, tottime, cumtime, ...)
+    total = sum(v[3] for k, v in stats.items() if k[2] == "step" and k[0] == __file__) / steps
+    rows = {}
+    for (file, _, name), (_, _, _, cum, _) in stats.items():
+        if name in PROFILED and "minigpt" in file and not (name == "step" and "optim" not in file):
+            rows[name] = rows.get(name, 0.0) + cum / steps
+    print(f"  where minigpt's step goes (cProfile, {total * 1e3:.1f} ms/step profiled):")
+    for name, sec in sorted(rows.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:24s} {sec * 1e3:6.2f} ms  {sec / total:4.0%}")
+    print("    (the rest: the head's matmuls, residual adds, reshapes and Python in gpt_loss_and_grads)")
 
 
 def matmul_peak_gflops(cfg: GPTConfig, B: int) -> float:
@@ -68,7 +105,8 @@ def matmul_peak_gflops(cfg: GPTConfig, B: int) -> float:
     return 2 * N * C * 4 * C / ms / 1e6
 
 
-def torch_step_ms(cfg: GPTConfig, B: int, repeat: int, threads: int) -> float | None:
+def torch_step(cfg: GPTConfig, B: int, threads: int):
+    """The same step in PyTorch eager (None without torch): the function to time."""
     try:
         import torch
         import torch.nn as nn
@@ -124,25 +162,43 @@ def torch_step_ms(cfg: GPTConfig, B: int, repeat: int, threads: int) -> float | 
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return median_ms(step, repeat, warmup=3)
+    return step
+
+
+def interleaved_ms(fns: list, repeat: int, rounds: int) -> list[float]:
+    """Median ms of each function, timed in alternating rounds (a load change hits both alike)."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        median_ms(fn, 1, warmup=3)
+    per_round = max(1, repeat // rounds)
+    for _ in range(rounds):
+        for fn, out in zip(fns, samples, strict=True):
+            out.extend(median_ms(fn, 1, warmup=0) for _ in range(per_round))
+    return [statistics.median(out) for out in samples]
 
 
 def main() -> None:
     V, P, L, H, C, B = SHAPES[ARGS.preset]
     cfg = GPTConfig(vocab_size=V, block_size=P, n_layer=L, n_head=H, n_embd=C)
-    ours, model = minigpt_step_ms(cfg, B, ARGS.repeat)
+    step, model = minigpt_step(cfg, B)
+    theirs_step = torch_step(cfg, B, ARGS.threads)
+    fns = [step] if theirs_step is None else [step, theirs_step]
+    ours, *rest = interleaved_ms(fns, ARGS.repeat, ARGS.rounds)
+    theirs = rest[0] if rest else None
     flops = model.flops_per_token() * B * P
     peak = matmul_peak_gflops(cfg, B)
     print(f"training step, preset {ARGS.preset} (L{L} H{H} C{C} block {P} batch {B} V{V}), float32, "
-          f"{ARGS.threads} thread(s), median of {ARGS.repeat}")
+          f"{ARGS.threads} thread(s), median of {ARGS.repeat} in {ARGS.rounds} alternating rounds, "
+          f"engines {'on' if engines.enabled() else 'off'}")
     print(f"  minigpt (NumPy)   {ours:8.2f} ms/step   {flops / ours / 1e6:6.1f} GFLOP/s "
           f"= {flops / ours / 1e6 / peak:.0%} of np.matmul's {peak:.0f} GFLOP/s peak at these shapes")
-    theirs = torch_step_ms(cfg, B, ARGS.repeat, ARGS.threads)
     if theirs is None:
         print("  PyTorch not installed: no ratio (pip install -e '.[reference]')")
-        return
-    print(f"  PyTorch eager     {theirs:8.2f} ms/step   {flops / theirs / 1e6:6.1f} GFLOP/s")
-    print(f"  ratio minigpt / PyTorch = {ours / theirs:.2f}  (goal <= 0.8)")
+    else:
+        print(f"  PyTorch eager     {theirs:8.2f} ms/step   {flops / theirs / 1e6:6.1f} GFLOP/s")
+        print(f"  ratio minigpt / PyTorch = {ours / theirs:.2f}  (goal <= 0.8)")
+    if ARGS.profile:
+        profile(step)
 
 
 if __name__ == "__main__":

@@ -28,19 +28,10 @@ import numpy as np
 
 from minigpt.kv_cache import KVCache
 from minigpt.layers.embedding import embedding_forward
-from minigpt.layers.layernorm import layernorm_forward
+from minigpt.layers.layernorm import layernorm_forward, layernorm_vector_engine
 from minigpt.layers.mlp import gelu_forward
+from minigpt.layers.softmax import softmax
 from minigpt.model import BLOCK_NAMES, block_forward, check_idx
-
-
-def _layernorm_1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, eps: float) -> np.ndarray:
-    """x (C,) -> (C,): layernorm_forward for one position, without the backward's cache."""
-    C = x.shape[0]
-    xc = x - np.add.reduce(x) / C                              # (C,) centred (cheaper than x.mean())
-    out = xc * (weight * (1.0 / math.sqrt(float(np.dot(xc, xc)) / C + eps)))   # (C,) gain / std
-    if bias is not None:
-        out += bias
-    return out
 
 
 def layer_params(model) -> list[tuple]:
@@ -88,7 +79,7 @@ def decode_step(model, token: int, cache: KVCache, layers: list[tuple] | None = 
     x = wte[token] + params["wpe.weight"][pos]                 # (C,) token + position
     for layer, (ln1_w, ln1_b, attn_w, attn_b, aproj_w, aproj_b,
                 ln2_w, ln2_b, fc_w, fc_b, mproj_w, mproj_b) in enumerate(layers):
-        h = _layernorm_1d(x, ln1_w, ln1_b, eps)                # (C,)
+        h = layernorm_vector_engine(x, ln1_w, ln1_b, eps)    # (C,)
         qkv = h @ attn_w                                       # (3C,) one product for q, k and v
         if attn_b is not None:
             qkv += attn_b
@@ -97,15 +88,13 @@ def decode_step(model, token: int, cache: KVCache, layers: list[tuple] | None = 
                                         qkv[2 * C:].reshape(H, D))   # (H, t, D) views, t = pos + 1
         att = np.matmul(keys, q[:, :, None])[:, :, 0]          # (H, t) scores of the one query
         att *= scale
-        att -= np.maximum.reduce(att, axis=1)[:, None]         # stable softmax over the keys
-        np.exp(att, out=att)
-        att /= np.add.reduce(att, axis=1)[:, None]             # (H, t)
+        softmax(att, out=att)                                  # (H, t) over the keys
         y = np.matmul(att[:, None, :], values).reshape(C)      # (C,) heads side by side
         a = y @ aproj_w                                        # (C,)
         if aproj_b is not None:
             a += aproj_b
         x = x + a                                              # (C,) residual
-        h = _layernorm_1d(x, ln2_w, ln2_b, eps)                # (C,)
+        h = layernorm_vector_engine(x, ln2_w, ln2_b, eps)    # (C,)
         m = h @ fc_w                                           # (4C,)
         if fc_b is not None:
             m += fc_b
@@ -115,5 +104,5 @@ def decode_step(model, token: int, cache: KVCache, layers: list[tuple] | None = 
             m += mproj_b
         x += m                                                 # (C,) residual
     cache.advance(1)                                           # every layer wrote position pos: commit
-    x = _layernorm_1d(x, params["ln_f.weight"], params.get("ln_f.bias"), eps)   # (C,)
+    x = layernorm_vector_engine(x, params["ln_f.weight"], params.get("ln_f.bias"), eps)   # (C,)
     return wte @ x                                             # (V,) the tied head

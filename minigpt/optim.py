@@ -33,9 +33,13 @@ or checking gradients for NaN (clip_grad_norm reports a non-finite norm; the tra
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 
 import numpy as np
+
+from minigpt import engines
+from minigpt.layers.parallel import PARALLEL_MIN, n_threads, run_blocks
 
 Params = dict[str, np.ndarray]
 
@@ -72,6 +76,8 @@ class Optimizer:
         self.state: dict[str, Params] = {
             kind: {name: np.zeros_like(p) for name, p in self.params.items()} for kind in self.buffer_names}
         self._scratch: dict[np.dtype, np.ndarray] = {}
+        self._by_size: list[str] | None = None         # the thread engine's order, largest first
+        self._local = threading.local()                  # the thread engine's scratch, one per thread
 
     # ---- helpers for step() -------------------------------------------------------------------------
     def _tmp(self, p: np.ndarray) -> np.ndarray:
@@ -207,32 +213,61 @@ class Adam(Optimizer):
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         self._check(grads)
         self.t += 1
-        beta1, beta2 = self.betas
-        step_size = self.lr / (1.0 - beta1 ** self.t)  # lr / bias correction 1 (a Python float)
-        bc2_sqrt = math.sqrt(1.0 - beta2 ** self.t)  # sqrt(bias correction 2)
+        step_size = self.lr / (1.0 - self.betas[0] ** self.t)  # lr / bias correction 1 (a Python float)
+        bc2_sqrt = math.sqrt(1.0 - self.betas[1] ** self.t)  # sqrt(bias correction 2)
+        total = sum(p.size for p in self.params.values())
+        if engines.enabled() and n_threads() > 1 and total >= PARALLEL_MIN:
+            self._step_on_threads(grads, step_size, bc2_sqrt)  # the engine: the same updates, on every core
+            return
         for name, p in self.params.items():
-            g = grads[name]
-            m = self.state["exp_avg"][name]
-            v = self.state["exp_avg_sq"][name]
-            tmp = self._tmp(p)
-            if self.weight_decay and self.decay[name]:
-                if self.decoupled:
-                    p *= 1.0 - self.lr * self.weight_decay  # AdamW: shrink p directly, before the moments
-                else:
-                    g = g + self.weight_decay * p  # Adam + L2: the penalty's gradient joins g
-            m *= beta1
-            np.multiply(g, 1.0 - beta1, out=tmp)
-            m += tmp  # m = beta1 * m + (1 - beta1) * g
-            v *= beta2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - beta2
-            v += tmp  # v = beta2 * v + (1 - beta2) * g^2
-            np.sqrt(v, out=tmp)
-            tmp /= bc2_sqrt
-            tmp += self.eps  # denom = sqrt(v_hat) + eps: eps outside the sqrt
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp  # p = p - lr * m_hat / denom
+            self._update(name, grads[name], self._tmp(p), step_size, bc2_sqrt)
+
+    def _update(self, name: str, g: np.ndarray, tmp: np.ndarray, step_size: float, bc2_sqrt: float) -> None:
+        """One parameter's Adam update, in place; tmp is a scratch array shaped like it."""
+        beta1, beta2 = self.betas
+        p = self.params[name]
+        m = self.state["exp_avg"][name]
+        v = self.state["exp_avg_sq"][name]
+        if self.weight_decay and self.decay[name]:
+            if self.decoupled:
+                p *= 1.0 - self.lr * self.weight_decay  # AdamW: shrink p directly, before the moments
+            else:
+                g = g + self.weight_decay * p  # Adam + L2: the penalty's gradient joins g
+        m *= beta1
+        np.multiply(g, 1.0 - beta1, out=tmp)
+        m += tmp  # m = beta1 * m + (1 - beta1) * g
+        v *= beta2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - beta2
+        v += tmp  # v = beta2 * v + (1 - beta2) * g^2
+        np.sqrt(v, out=tmp)
+        tmp /= bc2_sqrt
+        tmp += self.eps  # denom = sqrt(v_hat) + eps: eps outside the sqrt
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp  # p = p - lr * m_hat / denom
+
+    def _step_on_threads(self, grads: Mapping[str, np.ndarray], step_size: float, bc2_sqrt: float) -> None:
+        """Engine beside step()'s loop: the parameters, largest first, taken one at a time by every core
+        (minigpt/layers/parallel.py), each thread with its own scratch. Every parameter gets exactly
+        _update's operations, so the result equals the loop bit for bit (tests/test_engines.py)."""
+        names = self._by_size
+        if names is None:
+            names = self._by_size = sorted(self.params, key=lambda n: -self.params[n].size)
+        local = self._local
+
+        def work(start: int, stop: int) -> None:
+            scratch = getattr(local, "scratch", None)
+            if scratch is None:
+                scratch = local.scratch = {}
+            for name in names[start:stop]:
+                p = self.params[name]
+                buf = scratch.get(p.dtype)
+                if buf is None or buf.size < p.size:
+                    buf = scratch[p.dtype] = np.empty(self.params[names[0]].size, p.dtype)
+                self._update(name, grads[name], buf[: p.size].reshape(p.shape), step_size, bc2_sqrt)
+
+        run_blocks(work, len(names), 1, block_size=1, parallel_min=0)   # one parameter per block
 
 
 class AdamW(Adam):

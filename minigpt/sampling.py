@@ -45,6 +45,7 @@ import numpy as np
 
 from minigpt import engines
 from minigpt.decode import decode_step, layer_params, prefill
+from minigpt.layers.softmax import softmax
 
 EOT = "<|endoftext|>"
 
@@ -71,8 +72,7 @@ def next_token_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | 
     if top_k is not None and top_k < V:
         kth = np.partition(z, V - top_k)[V - top_k]              # the k-th largest logit
         z[z < kth] = -np.inf                                     # ties with the k-th value survive
-    p = np.exp(z - z.max())                                      # (V,) stable softmax, largest term 1
-    p /= p.sum()
+    p = softmax(z, out=z)                                        # (V,) stable softmax (layers/softmax.py)
     if top_p is not None and top_p < 1.0:
         order = np.argsort(-p, kind="stable")                    # (V,) most probable first, ties by id
         mass_above = np.cumsum(p[order]) - p[order]              # (V,) mass ranked strictly above each

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigpt.layers.softmax import log_softmax
+
 
 def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100):
     """logits (B, T, V) (or (N, V)), targets (B, T) int -> loss (a Python float), cache."""
@@ -29,15 +31,12 @@ def cross_entropy_forward(logits: np.ndarray, targets: np.ndarray, ignore_index:
     if bad.any():
         raise IndexError(f"target id {t[bad][0]} is outside the vocabulary of {V} tokens "
                          f"(use ignore_index={ignore_index} for positions without a target)")
-    shifted = z - z.max(axis=-1, keepdims=True)        # (N, V) largest logit is 0: exp cannot overflow
-    probs = np.exp(shifted)                            # (N, V) exp, normalised in place below
-    sumexp = probs.sum(axis=-1, keepdims=True)         # (N, 1)
-    probs /= sumexp                                    # (N, V) softmax, kept for the backward
+    logp = log_softmax(z)                              # (N, V) log-probabilities: finite even for +-1e4
     rows = np.flatnonzero(counted)                     # (n,) indices of counted positions
     n = rows.size
-    # -log p[target] = log(sum exp) - shifted[target]: stays finite even for logits of +-1e4
-    nll = np.log(sumexp[rows, 0]) - shifted[rows, t[rows]]   # (n,)
+    nll = -logp[rows, t[rows]]                         # (n,) -log p[target]
     loss = float(nll.sum(dtype=np.float64) / n) if n else 0.0
+    probs = np.exp(logp, out=logp)                     # (N, V) softmax, in place: kept for the backward
     cache = (probs, t, rows, logits.shape)             # probs and targets are all the backward needs
     return loss, cache
 

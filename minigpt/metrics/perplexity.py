@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from minigpt.layers.softmax import log_softmax
+
 
 def sliding_windows(n_tokens: int, block_size: int, stride: int) -> list[tuple[int, int, int]]:
     """The windows for a sequence of n_tokens ids: (start, stop, skip) each.
@@ -52,12 +54,11 @@ def sliding_windows(n_tokens: int, block_size: int, stride: int) -> list[tuple[i
 
 
 def _token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-log softmax(logits)[target] per position, in float64 with the max subtracted for stability."""
-    z = logits.astype(np.float64)                            # (B, T, V) a copy, so it may be reused:
-    z -= z.max(axis=-1, keepdims=True)                       # (B, T, V) in place, as is the exp below
-    picked = np.take_along_axis(z, targets[..., None], axis=-1)[..., 0]  # (B, T) before exp overwrites z
-    log_norm = np.log(np.exp(z, out=z).sum(axis=-1))         # (B, T)
-    return log_norm - picked                                 # (B, T)
+    """-log softmax(logits)[target] per position, in float64 (the shared log_softmax, in place on a copy:
+    with engines on its exp temporary is one block of rows, not a second (B, T, V) float64 array)."""
+    z = logits.astype(np.float64)                             # (B, T, V) a private copy
+    logp = log_softmax(z, out=z)                              # (B, T, V) in place
+    return -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]   # (B, T)
 
 
 def mean_nll(model: Any, ids: Any, stride: int | None = None, batch_size: int = 8) -> tuple[float, int]:
