@@ -216,6 +216,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, data: Data | None = None, *, re
         if comm.size > 1:                                   # the others would wait for us forever
             print(f"minigpt: rank {comm.rank} of {comm.size}: {type(exc).__name__}: {exc}; stopping every "
                   "rank", file=sys.stderr, flush=True)
+            time.sleep(0.5)                                 # let mpiexec forward the line before it kills
             comm.abort(1)
         raise
 
