@@ -263,11 +263,15 @@ for a, version in zip(ax, task_versions, strict=True):
         a.bar(i, np.mean(vals), 0.6, color=f"C{i}", alpha=0.6,
               label=f"{'prompt masked' if masked else 'prompt counted'} (mean)")
         a.plot([i] * len(vals), vals, "ko", ms=4, label="one seed" if i == 0 else None)
+    if version == "plain prompts":                    # where every run started from
+        a.axhline(base_scores["exact"], color="C3", ls="--", label=f"base, before fine-tuning "
+                                                                   f"({base_scores['exact']:.0%})")
     a.set_xticks([0, 1], ["prompt masked", "prompt counted"])
     a.set_title(f"{version}: {len(SEEDS)} seeds, {FT_STEPS} steps")
     a.grid(alpha=0.3, axis="y")
 ax[0].set_ylabel(f"exact match on {N_TEST} held-out test words")
-ax[0].legend(fontsize=8, loc="upper left")
+handles, labels = ax[0].get_legend_handles_labels()
+ax[1].legend(handles, labels, fontsize=8, loc="upper right")      # the right panel's top is empty
 fig.tight_layout()
 fig.savefig(FIG / "masked_vs_unmasked.png", dpi=110)
 plt.close(fig)
