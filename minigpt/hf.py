@@ -41,6 +41,7 @@ from minigpt.files.boundary import (
     get_field,
     get_optional,
     read_json,
+    read_json_object,
 )
 from minigpt.model import GPT, GPTConfig, count_params, param_shapes
 from minigpt.tokenizer import BPETokenizer
@@ -185,10 +186,8 @@ def read_eos_token_id(folder: str | Path, vocab_size: int) -> int | list[int] | 
         path = Path(folder) / name
         if not path.is_file():
             continue
-        data = read_json(path, name, CONFIG_MAX_BYTES)
+        data = read_json_object(path, name, CONFIG_MAX_BYTES)
         where = str(path)
-        if not isinstance(data, dict):
-            raise FileFormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
         value = data.get("eos_token_id")
         if value is None:
             continue

@@ -31,7 +31,16 @@ from typing import Any
 import numpy as np
 
 from minigpt.files.atomic import write_bytes_atomic
-from minigpt.files.boundary import FileFormatError, file_name, get_choice, get_field, get_optional, read_json
+from minigpt.files.boundary import (
+    FileFormatError,
+    check_format,
+    file_name,
+    get_choice,
+    get_field,
+    get_optional,
+    read_json,
+    read_json_object,
+)
 from minigpt.tokenizer import BPETokenizer, CharTokenizer
 
 META_FORMAT = "minigpt-data"
@@ -132,13 +141,8 @@ def load_meta(folder: str | Path) -> dict[str, Any]:
                         f"{folder.name}` first (`minigpt prepare --help` lists the recipes)")
     where = str(path)
     try:
-        meta = read_json(path, "meta.json", META_MAX_BYTES)
-        if not isinstance(meta, dict):
-            raise FileFormatError(f"{where}: expected a JSON object, got {type(meta).__name__}")
-        fmt, version = get_field(meta, "format", str, where), get_field(meta, "version", int, where)
-        if fmt != META_FORMAT or version != META_VERSION:
-            raise FileFormatError(f"{where}: format {fmt!r:.60} version {version}; this minigpt reads "
-                                  f"{META_FORMAT!r} version {META_VERSION}")
+        meta = read_json_object(path, "meta.json", META_MAX_BYTES)
+        check_format(meta, META_FORMAT, META_VERSION, where)
         dtype = get_choice(meta, "dtype", ("uint16", "uint32"), where)
         vocab_size = get_field(meta, "vocab_size", int, where, lo=1, hi=2**32)
         if dtype == "uint16" and vocab_size > 65536:

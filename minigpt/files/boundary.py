@@ -116,6 +116,23 @@ def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = DEFAUL
     return parse_json(read_text(path, what, max_bytes), str(path), max_int_digits)
 
 
+def read_json_object(path: str | Path, what: str = "JSON file", max_bytes: int = DEFAULT_MAX_BYTES,
+                     max_int_digits: int = MAX_INT_DIGITS) -> dict[str, Any]:
+    """read_json for the files whose top level must be an object (configs, meta.json, state.json)."""
+    data = read_json(path, what, max_bytes, max_int_digits)
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_format(obj: dict[str, Any], fmt: str, version: int, where: str) -> None:
+    """A file of minigpt's own: its "format" and "version" fields must be the ones this minigpt reads."""
+    got_fmt, got_version = get_field(obj, "format", str, where), get_field(obj, "version", int, where)
+    if got_fmt != fmt or got_version != version:
+        raise FileFormatError(f"{where}: format {got_fmt!r:.60} version {got_version}; this minigpt reads "
+                              f"{fmt!r} version {version}")
+
+
 def read_toml(path: str | Path, what: str = "TOML file", max_bytes: int = 1 << 20) -> dict[str, Any]:
     """A TOML file's table, within the limits above (TOML's arrays and inline tables nest like JSON's)."""
     text = read_text(path, what, max_bytes)

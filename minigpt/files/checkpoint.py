@@ -43,10 +43,11 @@ from minigpt.files.atomic import write_bytes_atomic
 from minigpt.files.boundary import (
     MODEL_LIMITS,
     FileFormatError,
+    check_format,
     first_nonfinite,
     get_field,
     get_optional,
-    read_json,
+    read_json_object,
 )
 from minigpt.finetune.lora import TARGET_NAMES, LoRAConfig, LoRAGPT, adapter_shapes, base_fingerprint
 from minigpt.model import GPT, GPTConfig, count_params, param_shapes
@@ -220,13 +221,8 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], GPTConfig]:
     """
     path = Path(path)
     where = str(path)
-    state = read_json(path, "checkpoint state.json", STATE_MAX_BYTES, max_int_digits=40)  # 2**128: 39 digits
-    if not isinstance(state, dict):
-        raise FileFormatError(f"{where}: expected a JSON object, got {type(state).__name__}")
-    fmt, version = get_field(state, "format", str, where), get_field(state, "version", int, where)
-    if fmt != FORMAT or version != VERSION:
-        raise FileFormatError(f"{where}: format {fmt!r:.60} version {version}; this minigpt reads {FORMAT!r} "
-                              f"version {VERSION}")
+    state = read_json_object(path, "checkpoint state.json", STATE_MAX_BYTES, max_int_digits=40)  # 2**128
+    check_format(state, FORMAT, VERSION, where)
     get_field(state, "iter", int, where, lo=0, hi=MAX_ITERS)
     get_field(state, "eval_done", bool, where, default=False)
     get_optional(state, "best_val", float, where)
