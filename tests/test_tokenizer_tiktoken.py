@@ -3,9 +3,9 @@ tiktoken's own pattern strings and its Rust regex engine), tokenizers trained he
 into tiktoken.Encoding (identical ids, offsets, single tokens), special tokens at any id, raw bytes.
 tiktoken is the reference (the `reference` extra); without it these tests skip."""
 
-import ast
 import base64
-import inspect
+import importlib.util
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -27,19 +27,16 @@ MULTILINGUAL = (
 )
 
 
-def _pattern_of(constructor) -> str:
-    """The pat_str a tiktoken_ext constructor uses, read from its source (calling it would download)."""
-    tree = ast.parse(inspect.getsource(constructor))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if (isinstance(key, ast.Constant) and key.value == "pat_str"
-                        and isinstance(value, ast.Constant)):
-                    return value.value
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
-                and isinstance(node.func.value, ast.Constant) and node.func.value.value == "|"):
-            return "|".join(ast.literal_eval(node.args[0]))
-    raise AssertionError("no pat_str found")
+def _fixture_generator():
+    """tests/fixtures/make_tiktoken_fixtures.py, whose pattern_of reads a constructor's pat_str."""
+    spec = importlib.util.spec_from_file_location(
+        "make_tiktoken_fixtures", Path(__file__).resolve().parent / "fixtures" / "make_tiktoken_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_pattern_of = _fixture_generator().pattern_of
 
 
 TIKTOKEN_PATTERNS = {"gpt2": openai_public.r50k_pat_str, "gpt4": _pattern_of(openai_public.cl100k_base),
