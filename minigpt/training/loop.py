@@ -37,6 +37,11 @@ collective: a NaN anywhere is a NaN in every rank's sum, Ctrl-C is agreed on eac
 unexpected error on one rank aborts them all (MPI_Abort) instead of leaving the others waiting. A resume
 needs the same N (state.json records world_size). With one process none of this runs.
 
+Step engine. On two or more cores, with engines on and no dropout, one process splits each step's batch
+over worker processes (minigpt/parallel/team.py, `team_for`): each runs model.gpt_loss_and_grads on its rows
+with one BLAS thread, and the parts' gradients, weighted by their counted targets, add up to the batch's
+(the same numbers to rounding). Clipping, the step, evaluation and checkpoints stay here.
+
 ZeRO-1 (--zero 1, lesson 13): the optimizer is a minigpt/parallel/zero.py ZeroAdamW, and train_step hands it
 the rank's unsummed gradients: reduce-scatter, the global norm from the shards, AdamW on this rank's 1/N of
 the parameters, all-gather; the same run as without it, to rounding. Saving all-gathers the moments, so
@@ -61,16 +66,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from minigpt import optim
+from minigpt import engines, optim
 from minigpt.datasets.prepared import load_tokenizer
 from minigpt.files import checkpoint
 from minigpt.files.boundary import get_field
 from minigpt.files.models import load_model
 from minigpt.files.paths import data_dir
 from minigpt.finetune.lora import LoRAConfig, LoRAGPT, lora_state
+from minigpt.layers.parallel import n_threads
 from minigpt.model import GPT, GPTConfig
 from minigpt.parallel.allreduce import allreduce_sum, pack, unpack
 from minigpt.parallel.comm import Comm, ParallelError, Single, world
+from minigpt.parallel.team import Team, TeamError
 from minigpt.parallel.zero import ZeroAdamW
 from minigpt.sampling import generate
 from minigpt.training.batches import (
@@ -85,6 +92,7 @@ from minigpt.training.config import MODEL_KEYS, TrainConfig
 from minigpt.training.logbook import Logbook
 
 PLOT_EVERY_S = 10.0  # redraw loss.png at an evaluation only if the last drawing is older than this
+TEAM_MIN_FLOPS = 2e11  # training work left below which starting the step's worker processes does not pay
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,9 +106,10 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
     return optim.cosine_lr(it, cfg.lr, cfg.warmup_iters, cfg.lr_decay_iters, cfg.min_lr)
 
 
-def train_step(model: GPT | LoRAGPT, opt: optim.Optimizer, batches: list[tuple[np.ndarray, np.ndarray]],
-               grad_clip: float = 1.0, dropout_rng: np.random.Generator | None = None,
-               comm: Comm | None = None, weights: list[float] | None = None) -> tuple[float, float]:
+def train_step(model: GPT | LoRAGPT | TeamModel, opt: optim.Optimizer,
+               batches: list[tuple[np.ndarray, np.ndarray]], grad_clip: float = 1.0,
+               dropout_rng: np.random.Generator | None = None, comm: Comm | None = None,
+               weights: list[float] | None = None) -> tuple[float, float]:
     """One optimizer step on the mean loss of the micro-batches; returns (mean loss, norm before clipping).
 
     Gradient accumulation: each micro-batch's gradients are scaled by 1/n and summed, which is the gradient
@@ -230,6 +239,8 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
     say = bar.write if progress else log
     t_start, last_plot, interrupted, stopped_early = time.time(), 0.0, False, False
     last = {"train_loss": None, "val_loss": None}
+    team = team_for(cfg, run, comm, log)
+    stepper = run.model if team is None else TeamModel(run.model, team)     # whose loss_and_grads a step uses
     try:
         with StopOnCtrlC() as stop:
             while True:
@@ -259,7 +270,7 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
                 run.opt.lr = lr_at(run.it, cfg)                                # learning rate
                 batches = [data.train.get_batch(run.data_rng) for _ in range(cfg.grad_accum)]   # batch
                 if comm.size == 1:
-                    loss, norm = train_step(run.model, run.opt, batches, cfg.grad_clip, run.drop_rng)
+                    loss, norm = train_step(stepper, run.opt, batches, cfg.grad_clip, run.drop_rng)
                 else:                                                          # this rank's slices
                     parts = [shard(x, y, comm.rank, comm.size) for x, y in batches]
                     loss, norm = train_step(run.model, run.opt, [(x, y) for x, y, _ in parts], cfg.grad_clip,
@@ -276,6 +287,8 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
     finally:
         bar.close()
         book.close()
+        if team is not None:
+            team.close()
     elapsed = time.time() - t_start
     best = run.best_val if math.isfinite(run.best_val) else None
     summary = {"iter": run.it, **last, "best_val": best, "seconds": round(elapsed, 1),
@@ -288,6 +301,45 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
             model = run.model.merged() if isinstance(run.model, LoRAGPT) else run.model
             print_sample(model, load_tokenizer(data.tokenizer_file), cfg, log)
     return summary
+
+
+def team_for(cfg: TrainConfig, run: Run, comm: Comm, log=print) -> Team | None:
+    """The step engine for this run (minigpt/parallel/team.py), or None to step in this process.
+
+    A team when engines are on, two or more cores (or BLAS threads set), one process (MPI already splits
+    the batch), no dropout, a plain GPT (not LoRA) and at least TEAM_MIN_FLOPS of training left (starting
+    the workers takes ~0.2-0.5 s). A team that cannot start is reported and the run goes on without it.
+    """
+    threads = n_threads()
+    if (not engines.enabled() or threads < 2 or comm.size > 1 or cfg.dropout > 0 or cfg.batch_size < 2
+            or type(run.model) is not GPT):
+        return None
+    rows = cfg.batch_size
+    work = run.model.flops_per_token() * rows * cfg.block_size * cfg.grad_accum * (cfg.max_iters - run.it)
+    if work < TEAM_MIN_FLOPS:
+        return None
+    try:
+        team = Team(run.model.config, run.model.dtype, min(threads, rows), rows)
+    except (TeamError, OSError) as error:
+        log(f"engines: the step's worker processes did not start ({error}); stepping in this process")
+        return None
+    log(f"engines: each step's batch is split over {team.n_workers} worker processes "
+        "(minigpt/parallel/team.py; MINIGPT_ENGINES=0 steps in this process)")
+    return team
+
+
+class TeamModel:
+    """A GPT whose loss_and_grads runs on a Team: what train_step calls. Batches the team was not made
+    for (more rows than it holds) go to the model itself."""
+
+    def __init__(self, model: GPT, team: Team):
+        self.model, self.team = model, team
+
+    def loss_and_grads(self, idx: np.ndarray, targets: np.ndarray, rng: np.random.Generator | None = None,
+                       ignore_index: int = -100) -> tuple[float, dict[str, np.ndarray]]:
+        if idx.ndim != 2 or idx.shape[0] > self.team.max_rows:
+            return self.model.loss_and_grads(idx, targets, rng, ignore_index)
+        return self.team.loss_and_grads(self.model.params, idx, targets, ignore_index)
 
 
 def evaluate(run: Run, book: Logbook, say, t_start: float) -> dict[str, float]:

@@ -1,0 +1,144 @@
+"""The step engine (minigpt/parallel/team.py): worker processes that share a step equal the definition.
+
+Tolerances: float64 1e-12 relative (the parts' sums over the batch are grouped differently from the whole
+batch's), float32 2e-5 relative to the largest entry of each gradient.
+"""
+
+import glob
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minigpt import engines
+from minigpt.model import GPT, GPTConfig, gpt_loss_and_grads
+from minigpt.parallel.team import Team, TeamError
+from minigpt.training import loop
+from minigpt.training.config import config_from_preset
+from tests.test_train import assert_same_run, env, quiet, smoke  # noqa: F401 - the prepared dataset fixture
+
+CFG = GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
+
+
+@pytest.fixture(scope="module")
+def team64():
+    with Team(CFG, np.float64, n_workers=2, max_rows=6) as team:
+        yield team
+
+
+def batch(rows: int, seed: int = 0, T: int = 16):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, CFG.vocab_size, (rows, T)), rng.integers(0, CFG.vocab_size, (rows, T))
+
+
+def assert_close(got, want, rtol):
+    (loss, grads), (loss_ref, grads_ref) = got, want
+    assert loss == pytest.approx(loss_ref, rel=rtol, abs=rtol)
+    assert list(grads) == list(grads_ref)
+    for name, g in grads.items():
+        scale = max(float(np.max(np.abs(grads_ref[name]))), 1e-30)
+        assert g.dtype == grads_ref[name].dtype and g.shape == grads_ref[name].shape, name
+        assert float(np.max(np.abs(g - grads_ref[name]))) <= rtol * scale, name
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 6])
+def test_equals_the_definition_in_float64(team64, rows):
+    params = GPT(CFG, seed=rows, dtype=np.float64).params
+    idx, targets = batch(rows, seed=rows, T=13)                 # shorter than the block, uneven split
+    targets[0, :9] = -100                                       # masked prompts weigh the parts unevenly
+    assert_close(team64.loss_and_grads(params, idx, targets), gpt_loss_and_grads(params, idx, targets, CFG),
+                 1e-12)
+
+
+def test_a_part_with_no_counted_target_and_a_batch_with_none(team64):
+    params = GPT(CFG, seed=1, dtype=np.float64).params
+    idx, targets = batch(4)
+    targets[:2] = -100                                          # the first worker's part counts nothing
+    assert_close(team64.loss_and_grads(params, idx, targets), gpt_loss_and_grads(params, idx, targets, CFG),
+                 1e-12)
+    targets[:] = -100                                           # nothing counted: loss 0, zero gradients
+    loss, grads = team64.loss_and_grads(params, idx, targets)
+    assert loss == 0.0 and all(not g.any() for g in grads.values())
+
+
+def test_float32_and_no_biases():
+    cfg = GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=False)
+    params = GPT(cfg, seed=3, dtype=np.float32).params
+    idx, targets = batch(5)
+    with Team(cfg, np.float32, n_workers=2, max_rows=5) as team:
+        got = team.loss_and_grads(params, idx, targets)
+        assert not any(name.endswith(".bias") for name in got[1])
+        assert_close(got, gpt_loss_and_grads(params, idx, targets, cfg), 2e-5)
+
+
+def test_bad_input_is_the_definitions_error_and_the_team_goes_on(team64):
+    params = GPT(CFG, seed=0, dtype=np.float64).params
+    idx, targets = batch(4)
+    targets[3, 5] = CFG.vocab_size                              # found by the second worker
+    with pytest.raises(IndexError) as ours:
+        team64.loss_and_grads(params, idx, targets)
+    with pytest.raises(IndexError) as theirs:
+        gpt_loss_and_grads(params, idx, targets, CFG)
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="exceed block_size"):
+        team64.loss_and_grads(params, *batch(2, T=17))
+    with pytest.raises(ValueError, match="at most 6 rows"):
+        team64.loss_and_grads(params, *batch(7))
+    idx, targets = batch(4)                                     # the pipes are still in step
+    assert_close(team64.loss_and_grads(params, idx, targets), gpt_loss_and_grads(params, idx, targets, CFG),
+                 1e-12)
+
+
+def test_a_dead_worker_is_a_clear_error_and_leaves_no_file():
+    params = GPT(CFG, seed=0, dtype=np.float32).params
+    team = Team(CFG, np.float32, n_workers=2, max_rows=4)
+    assert not glob.glob("/dev/shm/minigpt-team-*")             # unlinked once every worker mapped it
+    os.kill(team.workers[1].proc.pid, signal.SIGKILL)
+    with pytest.raises(TeamError, match="stopped"):
+        team.loss_and_grads(params, *batch(4))
+    assert team.workers == []                                   # closed: nothing waits on a broken pipe
+    with pytest.raises(TeamError, match="closed"):
+        team.loss_and_grads(params, *batch(4))
+
+
+def test_train_with_a_team_equals_train_without_and_resumes_bit_exact(env, monkeypatch):  # noqa: F811
+    """A forced team (any work, two workers) in float64: the same losses as the in-process definition to
+    1e-12, and a run stopped and resumed with the team ends bit-identical to one that never stopped."""
+    monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    cfg = dict(max_iters=12, dtype="float64", dropout=0.0, log_interval=1, checkpoint_interval=4)
+    said = []
+    loop.train(smoke(**cfg), env / "team_whole", progress=False, sample=False, log=said.append)
+    assert any("2 worker processes" in line for line in said)
+    with engines.disabled():
+        loop.train(smoke(**cfg), env / "team_off", progress=False, sample=False, log=quiet)
+    loop.train(smoke(**{**cfg, "max_iters": 5}), env / "team_parts", progress=False, sample=False, log=quiet)
+    loop.train(smoke(**cfg), env / "team_parts", resume=True, progress=False, sample=False, log=quiet)
+    assert_same_run(env / "team_parts" / "last", env / "team_whole" / "last")
+
+    def losses(name):
+        return [r["loss"] for r in map(json.loads, (env / name / "log.jsonl").read_text().splitlines())
+                if r["kind"] == "train"]
+    assert losses("team_whole") == pytest.approx(losses("team_off"), rel=1e-12)
+    assert losses("team_whole") != losses("team_off")           # the team ran: the rounding differs
+
+
+def test_when_a_run_uses_no_team(env, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    cfg = smoke(dropout=0.0)
+    run = loop.Run(cfg=cfg, out=env, data=None, model=GPT(GPTConfig(65, 64, 2, 4, 128)), opt=None,
+                   data_rng=None, drop_rng=None)
+    assert loop.team_for(cfg, run, loop.Single()) is None       # too little work to pay for the workers
+    monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
+    for changed in (dict(dropout=0.1), dict(batch_size=1)):
+        assert loop.team_for(smoke(**changed), run, loop.Single()) is None, changed
+    with engines.disabled():
+        assert loop.team_for(cfg, run, loop.Single()) is None
+    monkeypatch.setattr(loop, "n_threads", lambda: 1)
+    assert loop.team_for(cfg, run, loop.Single()) is None
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    team = loop.team_for(config_from_preset("speedrun"), run, loop.Single(), quiet)
+    assert team is not None and team.n_workers == 2
+    team.close()
