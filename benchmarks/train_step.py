@@ -3,8 +3,10 @@
 The default shape is nanoGPT's CPU recipe ("baby": 4 layers, 4 heads, 128 channels, block 64, batch 12,
 65-token vocabulary), float32, the same thread count for both. Printed, all measured in this one run:
 
-- median ms per step for minigpt and for PyTorch eager, and their ratio (below 1.0: minigpt is faster),
-  timed in alternating rounds so that a change of load on a shared machine hits both;
+- median ms per step for minigpt in one process, for minigpt's step engine (with 2+ threads: the batch
+  split over that many worker processes, minigpt/parallel/team.py, what `minigpt train` runs), and for
+  PyTorch eager, and the ratio of what `minigpt train` runs to PyTorch (below 1.0: minigpt is faster),
+  timed in alternating rounds so that a change of load on a shared machine hits all of them;
 - minigpt's achieved GFLOP/s (model.flops_per_token() x tokens / time) against np.matmul's peak on
   this machine at the model's own matmul shapes — how much of the machine the step uses.
 
@@ -49,10 +51,13 @@ import numpy as np  # noqa: E402
 
 from minigpt import engines, optim  # noqa: E402
 from minigpt.model import GPT, GPTConfig  # noqa: E402
+from minigpt.parallel.team import Team  # noqa: E402
 
 
-def minigpt_step(cfg: GPTConfig, B: int):
-    """A training step of a fresh model on fixed random ids: the function to time, and the model."""
+def minigpt_step(cfg: GPTConfig, B: int, team: Team | None = None):
+    """A training step of a fresh model on fixed random ids: the function to time, and the model.
+    With a team, the step's loss and gradients come from its worker processes (what `minigpt train` does
+    on two or more cores: minigpt/parallel/team.py); clipping and AdamW stay in this process."""
     model = GPT(cfg, seed=0, dtype=np.float32)
     opt = optim.AdamW(model.params, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
     rng = np.random.default_rng(0)
@@ -60,7 +65,10 @@ def minigpt_step(cfg: GPTConfig, B: int):
     targets = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
 
     def step():
-        _, grads = model.loss_and_grads(idx, targets)
+        if team is None:
+            _, grads = model.loss_and_grads(idx, targets)
+        else:
+            _, grads = team.loss_and_grads(model.params, idx, targets)
         optim.clip_grad_norm(grads, 1.0)
         opt.step(grads)
 
@@ -180,23 +188,34 @@ def interleaved_ms(fns: list, repeat: int, rounds: int) -> list[float]:
 def main() -> None:
     V, P, L, H, C, B = SHAPES[ARGS.preset]
     cfg = GPTConfig(vocab_size=V, block_size=P, n_layer=L, n_head=H, n_embd=C)
-    step, model = minigpt_step(cfg, B)
-    theirs_step = torch_step(cfg, B, ARGS.threads)
-    fns = [step] if theirs_step is None else [step, theirs_step]
-    ours, *rest = interleaved_ms(fns, ARGS.repeat, ARGS.rounds)
-    theirs = rest[0] if rest else None
+    use_team = engines.enabled() and ARGS.threads >= 2
+    team = Team(cfg, np.float32, min(ARGS.threads, B), B) if use_team else None
+    try:
+        step, model = minigpt_step(cfg, B)
+        fns = {"minigpt, one process": step}
+        if team is not None:
+            fns[f"minigpt, {team.n_workers} workers"] = minigpt_step(cfg, B, team)[0]
+        theirs_step = torch_step(cfg, B, ARGS.threads)
+        if theirs_step is not None:
+            fns["PyTorch eager"] = theirs_step
+        times = dict(zip(fns, interleaved_ms(list(fns.values()), ARGS.repeat, ARGS.rounds), strict=True))
+    finally:
+        if team is not None:
+            team.close()
     flops = model.flops_per_token() * B * P
     peak = matmul_peak_gflops(cfg, B)
     print(f"training step, preset {ARGS.preset} (L{L} H{H} C{C} block {P} batch {B} V{V}), float32, "
           f"{ARGS.threads} thread(s), median of {ARGS.repeat} in {ARGS.rounds} alternating rounds, "
           f"engines {'on' if engines.enabled() else 'off'}")
-    print(f"  minigpt (NumPy)   {ours:8.2f} ms/step   {flops / ours / 1e6:6.1f} GFLOP/s "
-          f"= {flops / ours / 1e6 / peak:.0%} of np.matmul's {peak:.0f} GFLOP/s peak at these shapes")
-    if theirs is None:
+    for name, ms in times.items():
+        print(f"  {name:22s} {ms:8.2f} ms/step   {flops / ms / 1e6:6.1f} GFLOP/s = "
+              f"{flops / ms / 1e6 / peak:4.0%} of np.matmul's {peak:.0f} GFLOP/s peak at these shapes")
+    ours_name = list(times)[1] if team is not None else list(times)[0]   # what `minigpt train` runs
+    if "PyTorch eager" not in times:
         print("  PyTorch not installed: no ratio (pip install -e '.[reference]')")
     else:
-        print(f"  PyTorch eager     {theirs:8.2f} ms/step   {flops / theirs / 1e6:6.1f} GFLOP/s")
-        print(f"  ratio minigpt / PyTorch = {ours / theirs:.2f}  (goal <= 0.8)")
+        ratio = times[ours_name] / times["PyTorch eager"]
+        print(f"  ratio {ours_name} / PyTorch = {ratio:.2f}  (goal <= 0.8)")
     if ARGS.profile:
         profile(step)
 

@@ -142,3 +142,18 @@ def test_when_a_run_uses_no_team(env, monkeypatch):  # noqa: F811
     team = loop.team_for(config_from_preset("speedrun"), run, loop.Single(), quiet)
     assert team is not None and team.n_workers == 2
     team.close()
+
+
+def test_no_room_for_the_shared_file_is_an_error_and_train_goes_on_without(env, monkeypatch):  # noqa: F811
+    """A full (or a container's 64 MB) /dev/shm must not end in SIGBUS: the room is checked first."""
+    class Full:
+        f_bavail, f_frsize = 10, 4096
+    monkeypatch.setattr(os, "statvfs", lambda _folder: Full())
+    with pytest.raises(TeamError, match="no room"):
+        Team(CFG, np.float32, n_workers=2, max_rows=4)
+    monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    said = []
+    summary = loop.train(smoke(max_iters=3, dropout=0.0), env / "team_no_room", progress=False, sample=False,
+                         log=said.append)
+    assert summary["iter"] == 3 and any("did not start" in line and "no room" in line for line in said)

@@ -158,7 +158,7 @@ def attention_forward(x: np.ndarray, c_attn_weight: np.ndarray, c_attn_bias: np.
     if C % n_head:
         raise ValueError(f"n_embd {C} is not divisible by n_head {n_head}")
     qkv, attn_cache = linear_forward(x, c_attn_weight, c_attn_bias)   # (B, T, 3C)
-    q, k, v = np.split(qkv, 3, axis=-1)                               # 3 x (B, T, C), q first
+    q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]        # 3 x (B, T, C), q first (views)
     q, k, v = (split_heads(a, n_head) for a in (q, k, v))             # 3 x (B, H, T, D)
     y, sdpa_cache = sdpa_forward(q, k, v, attn_pdrop, rng, training)  # (B, H, T, D)
     y = merge_heads(y)                                                # (B, T, C)

@@ -90,9 +90,22 @@ def _views(buf: np.ndarray, offsets: dict[str, int], config: GPTConfig, dtype: n
     return {name: np.ndarray(shapes[name], dtype, buffer=buf, offset=offsets[name]) for name in shapes}
 
 
-def _shared_dir() -> str | None:
-    """/dev/shm (memory, never disk) where it exists, else the temporary folder."""
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+def _shared_dir(size: int) -> str:
+    """/dev/shm (memory, never disk) where it exists and has room, else the temporary folder if it has.
+
+    The room is checked first: a mapped file that outgrows its filesystem (a container's /dev/shm is often
+    64 MB) kills the process with SIGBUS on the first write past the end, instead of raising an error."""
+    for folder in ("/dev/shm", tempfile.gettempdir()):
+        try:
+            fs = os.statvfs(folder)
+        except (OSError, AttributeError):                     # no such folder; no statvfs (Windows)
+            if folder != "/dev/shm" and os.path.isdir(folder):
+                return folder
+            continue
+        if os.access(folder, os.W_OK) and fs.f_bavail * fs.f_frsize >= 1.25 * size:
+            return folder
+    raise TeamError(f"no room for the team's {size / 2**20:,.0f} MiB shared file in /dev/shm or "
+                    f"{tempfile.gettempdir()}")
 
 
 class _Worker:
@@ -118,7 +131,7 @@ class Team:
         if self.n_workers < 1 or self.max_rows < 1:
             raise ValueError(f"a team needs n_workers >= 1 and max_rows >= 1, got {n_workers}, {max_rows}")
         layout, size = _layout(config, self.dtype, self.n_workers, self.max_rows)
-        fd, path = tempfile.mkstemp(prefix="minigpt-team-", dir=_shared_dir())
+        fd, path = tempfile.mkstemp(prefix="minigpt-team-", dir=_shared_dir(size))
         self._path: str | None = path
         self.workers: list[_Worker] = []
         try:
