@@ -91,11 +91,14 @@ def test_bad_input_is_the_definitions_error_and_the_team_goes_on(team64):
                  1e-12)
 
 
-def test_a_dead_worker_is_a_clear_error_and_leaves_no_file():
+@pytest.mark.parametrize("when", ["dying", "gone"])
+def test_a_dead_worker_is_a_clear_error_and_leaves_no_file(when):
     params = GPT(CFG, seed=0, dtype=np.float32).params
     team = Team(CFG, np.float32, n_workers=2, max_rows=4)
     assert not glob.glob("/dev/shm/minigpt-team-*")             # unlinked once every worker mapped it
     os.kill(team.workers[1].proc.pid, signal.SIGKILL)
+    if when == "gone":
+        team.workers[1].proc.wait()                             # dead before the command: a broken pipe
     with pytest.raises(TeamError, match="stopped"):
         team.loss_and_grads(params, *batch(4))
     assert team.workers == []                                   # closed: nothing waits on a broken pipe

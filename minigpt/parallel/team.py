@@ -117,9 +117,19 @@ class _Worker:
     def read(self, nbytes: int) -> bytes:
         data = self.proc.stdout.read(nbytes)
         if len(data) != nbytes:
-            raise TeamError(f"team worker (pid {self.proc.pid}) stopped (exit code {self.proc.poll()}); "
-                            "run with MINIGPT_ENGINES=0 to train without it")
+            raise self.stopped()
         return data
+
+    def send(self, command: bytes) -> None:
+        try:
+            self.proc.stdin.write(command)
+            self.proc.stdin.flush()
+        except OSError as error:                              # BrokenPipeError: it is gone already
+            raise self.stopped() from error
+
+    def stopped(self) -> TeamError:
+        return TeamError(f"team worker (pid {self.proc.pid}) stopped (exit code {self.proc.poll()}); "
+                         "run with MINIGPT_ENGINES=0 to train without it")
 
 
 class Team:
@@ -184,8 +194,7 @@ class Team:
             for w, (a, b), weight in zip(busy, parts, weights, strict=True):
                 w.ids[:(b - a) * T] = idx[a:b].reshape(-1)
                 w.targets[:(b - a) * T] = targets[a:b].reshape(-1)
-                w.proc.stdin.write(COMMAND.pack(b - a, T, ignore_index, weight))
-                w.proc.stdin.flush()
+                w.send(COMMAND.pack(b - a, T, ignore_index, weight))
             replies = [REPLY.unpack(w.read(REPLY.size)) for w in busy]
             errors = [(w, w.read(n).decode("utf-8", "replace")) for w, (status, _, n)
                       in zip(busy, replies, strict=True) if status.rstrip(b"\0") != b"done"]
