@@ -160,3 +160,64 @@ def test_no_room_for_the_shared_file_is_an_error_and_train_goes_on_without(env, 
     summary = loop.train(smoke(max_iters=3, dropout=0.0), env / "team_no_room", progress=False, sample=False,
                          log=said.append)
     assert summary["iter"] == 3 and any("did not start" in line and "no room" in line for line in said)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is pid (Linux /proc)."""
+    kids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.split("/")[2]))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc for the worker processes")
+def test_ctrl_c_and_kill_9_with_a_team_keep_the_checkpoint_and_leave_no_worker(env):  # noqa: F811
+    """The command line on a model big enough for the team: Ctrl-C finishes the step, saves and closes the
+    workers; kill -9 of the parent leaves workers that exit on their own (their stdin closes), and the
+    last checkpoint resumes."""
+    import subprocess
+    import sys
+    import time
+    if loop.n_threads() < 2:
+        pytest.skip("one core: train() uses no team")
+    out = env / "team_cli"
+    cmd = [sys.executable, "-m", "minigpt", "train", "--preset", "smoke", "--dataset", "tiny",
+           "--dropout", "0", "--n_embd", "128", "--n_head", "4", "--block_size", "64",
+           "--max_iters", "100000", "--out", str(out), "--no-progress", "--no-sample"]
+    env_vars = dict(os.environ, MINIGPT_DATA=str(env / "data"), MPLBACKEND="Agg")
+
+    def start(resume: bool):
+        proc = subprocess.Popen(cmd + (["--resume"] if resume else []), env=env_vars, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        while not any("worker processes" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)                       # ended without starting a team
+            lines.append(line)
+        deadline = time.time() + 60
+        while not (out / "last" / "state.json").is_file() or len(_children(proc.pid)) < 2:
+            assert time.time() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.02)
+        return proc, _children(proc.pid)
+
+    proc, workers = start(resume=False)
+    proc.send_signal(signal.SIGINT)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: saved" in text, text      # 128 + SIGINT, as shells do
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)      # stopped and reaped by close()
+    stopped = json.loads((out / "last" / "state.json").read_text())["iter"]
+
+    proc, workers = start(resume=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        assert time.time() < deadline, "a team worker outlived its parent"
+        time.sleep(0.05)
+    assert json.loads((out / "last" / "state.json").read_text())["iter"] >= stopped
+    assert not glob.glob("/dev/shm/minigpt-team-*")
