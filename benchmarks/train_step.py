@@ -56,19 +56,22 @@ from minigpt.parallel.team import Team  # noqa: E402
 
 def minigpt_step(cfg: GPTConfig, B: int, team: Team | None = None):
     """A training step of a fresh model on fixed random ids: the function to time, and the model.
-    With a team, the step's loss and gradients come from its worker processes (what `minigpt train` does
-    on two or more cores: minigpt/parallel/team.py); clipping and AdamW stay in this process."""
+    With a team, the whole step runs on its worker processes (what `minigpt train` does on two or more
+    cores: minigpt/parallel/team.py): their rows' gradients, then clipping and AdamW on their shards."""
     model = GPT(cfg, seed=0, dtype=np.float32)
     opt = optim.AdamW(model.params, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
     rng = np.random.default_rng(0)
     idx = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
     targets = rng.integers(0, cfg.vocab_size, (B, cfg.block_size))
 
+    if team is not None:
+        team.adopt(model.params, opt)                 # as train() does: AdamW's step on the workers too
+
     def step():
-        if team is None:
-            _, grads = model.loss_and_grads(idx, targets)
-        else:
-            _, grads = team.loss_and_grads(model.params, idx, targets)
+        if team is not None:
+            team.step(opt, idx, targets, 1.0)
+            return
+        _, grads = model.loss_and_grads(idx, targets)
         optim.clip_grad_norm(grads, 1.0)
         opt.step(grads)
 

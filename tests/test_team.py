@@ -135,7 +135,7 @@ def test_when_a_run_uses_no_team(env, monkeypatch):  # noqa: F811
                    data_rng=None, drop_rng=None)
     assert loop.team_for(cfg, run, loop.Single()) is None       # too little work to pay for the workers
     monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
-    for changed in (dict(dropout=0.1), dict(batch_size=1)):
+    for changed in (dict(dropout=0.1), dict(batch_size=3)):
         assert loop.team_for(smoke(**changed), run, loop.Single()) is None, changed
     with engines.disabled():
         assert loop.team_for(cfg, run, loop.Single()) is None
@@ -144,6 +144,10 @@ def test_when_a_run_uses_no_team(env, monkeypatch):  # noqa: F811
     monkeypatch.setattr(loop, "n_threads", lambda: 2)
     team = loop.team_for(config_from_preset("speedrun"), run, loop.Single(), quiet)
     assert team is not None and team.n_workers == 2
+    team.close()
+    monkeypatch.setattr(loop, "n_threads", lambda: 64)        # a big machine: 12 rows, 6 workers of 2 rows
+    team = loop.team_for(config_from_preset("speedrun"), run, loop.Single(), quiet)
+    assert team is not None and team.n_workers == 6
     team.close()
 
 
@@ -221,3 +225,58 @@ def test_ctrl_c_and_kill_9_with_a_team_keep_the_checkpoint_and_leave_no_worker(e
         time.sleep(0.05)
     assert json.loads((out / "last" / "state.json").read_text())["iter"] >= stopped
     assert not glob.glob("/dev/shm/minigpt-team-*")
+
+
+@pytest.mark.parametrize("kind, grad_clip", [("AdamW", 1.0), ("AdamW", 1e-3), ("AdamW", 0.0), ("Adam", 0.5)])
+def test_the_whole_step_on_the_workers_is_bit_identical_to_the_parent_stepping(kind, grad_clip):
+    """adopt + step (reduce, norms, clip and Adam._update on the workers' shards) against the same team's
+    gradients clipped and stepped by the parent: every weight and moment bit for bit, five steps; and the
+    parent's way against the definition in float64 (1e-12)."""
+    from minigpt import optim
+    from minigpt.training.loop import train_step
+
+    make = {"Adam": optim.Adam, "AdamW": optim.AdamW}[kind]
+    ours, theirs, plain = (GPT(CFG, seed=7, dtype=np.float64) for _ in range(3))
+    opts = [make(m.params, lr=3e-3, weight_decay=0.1) for m in (ours, theirs, plain)]
+    with Team(CFG, np.float64, n_workers=2, max_rows=5) as team, \
+            Team(CFG, np.float64, n_workers=2, max_rows=5) as other:
+        team.adopt(ours.params, opts[0])
+        assert all(np.shares_memory(ours.params[n], team.params[n]) for n in ours.params)
+        with pytest.raises(ValueError, match="adopted"):
+            team.loss_and_grads(theirs.params, *batch(5))    # would overwrite ours
+        for it in range(5):
+            idx, targets = batch(5, seed=it)
+            targets[1, :4] = -100
+            loss, norm = team.step(opts[0], idx, targets, grad_clip)
+            loss2, grads = other.loss_and_grads(theirs.params, idx, targets)
+            norm2 = (optim.clip_grad_norm(grads, grad_clip) if grad_clip > 0 else
+                     float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))))
+            opts[1].step(grads)
+            assert (loss, norm) == (loss2, norm2)
+            loss3, norm3 = train_step(plain, opts[2], [(idx, targets)], grad_clip)
+            assert loss == pytest.approx(loss3, rel=1e-12) and norm == pytest.approx(norm3, rel=1e-12)
+    for name, p in ours.params.items():
+        assert np.array_equal(p, theirs.params[name]), name
+        np.testing.assert_allclose(p, plain.params[name], rtol=1e-12, atol=1e-14)
+        for k in opts[0].state:
+            assert np.array_equal(opts[0].state[k][name], opts[1].state[k][name]), (k, name)
+    assert opts[0].t == opts[1].t == 5
+
+
+def test_a_non_finite_step_changes_nothing_and_other_optimizers_are_refused():
+    from minigpt import optim
+
+    model = GPT(CFG, seed=1, dtype=np.float64)
+    opt = optim.AdamW(model.params, lr=1e-3)
+    with Team(CFG, np.float64, n_workers=2, max_rows=4) as team:
+        with pytest.raises(TypeError, match="Adam and AdamW only"):
+            team.adopt(model.params, optim.SGD(model.params, lr=0.1))
+        team.adopt(model.params, opt)
+        model.params["wte.weight"][0, 0] = np.inf            # the forward now gives a non-finite loss
+        before = {n: p.copy() for n, p in model.params.items()}
+        loss, norm = team.step(opt, *batch(4), grad_clip=1.0)
+        assert not (np.isfinite(loss) and np.isfinite(norm))
+        assert opt.t == 0
+        assert all(np.array_equal(p, before[n], equal_nan=True) for n, p in model.params.items())
+        with pytest.raises(ValueError, match="adopted"):
+            team.step(optim.AdamW(model.params), *batch(4), grad_clip=1.0)

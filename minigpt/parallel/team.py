@@ -21,26 +21,37 @@ thread; a process has a GIL of its own. BLAS splits a matmul over threads well, 
 of a step is element-wise passes, so each worker runs everything with one BLAS thread, on its own core.
 
 How a step goes. Everything moves through one shared file (in /dev/shm where there is one), mapped by the
-parent and every worker: the parameters (written by the parent before each step; the workers only read
-them), and per worker its ids, targets and gradients. A worker is `python -m minigpt.parallel.team SPEC`,
-started with OPENBLAS_NUM_THREADS=1 in a session of its own (Ctrl-C is the parent's to handle); per step it
-reads a 32-byte command from its stdin (rows, T, ignore_index, its weight n_i / n) and answers 24 bytes on
-stdout (its mean loss, or the length of an error message that follows). No pickle: raw bytes and one JSON
-spec on the command line. A worker exits when its stdin closes, so it never outlives the parent; the file
-is unlinked as soon as every worker has mapped it (POSIX), so nothing is left behind after a crash.
+parent and every worker: the parameters (the workers only read them), and per worker its ids, targets and
+gradients. A worker is `python -m minigpt.parallel.team SPEC`, started with OPENBLAS_NUM_THREADS=1 in a
+session of its own (Ctrl-C is the parent's to handle); it reads 64-byte commands from its stdin and answers
+24 bytes on its stdout (a number, or the length of an error message that follows). No pickle: raw bytes,
+and JSON for the spec on its command line. A worker exits when its stdin closes, so it never outlives the
+parent; the file is unlinked as soon as every worker has mapped it (POSIX): nothing is left after a crash.
+
+The optimizer step too (`adopt`, then `step`). Clipping and AdamW on 0.8M parameters take ~4.5 ms of a
+~40 ms baby step, and while the parent runs them the workers would wait. After `team.adopt(params, opt)`
+the parameters and AdamW's two moments live in the shared file (the model's and the optimizer's dicts
+point at views of it), each worker owns a shard of the parameter names (largest first, to the least
+loaded), and `team.step(opt, x, y, grad_clip)` runs in three rounds: gradients of each part (as above);
+each worker adds up the parts' gradients of its shard and measures their norms; the parent sums the norms
+in clip_grad_norm's order, and each worker clips its shard and applies optim.Adam._update, the
+definition's own per-parameter update, to it. The numbers are bit-identical to the parent doing
+clip_grad_norm and opt.step on the summed gradients (tests/test_team.py).
 
 train() uses a team (minigpt/training/loop.py: `team_for`) when engines are on, there are two or more
 cores (or BLAS threads set), one process (no MPI), no dropout, a plain GPT, and enough work to pay for
 starting the workers (~0.5 s). MINIGPT_ENGINES=0 turns it off with every other engine.
 
 What this file deliberately does not do: dropout (the workers' masks would not be the definition's draws),
-LoRA models, evaluation, the optimizer step (the parent clips and steps as before), or anything across
-machines (that is MPI: comm.py).
+LoRA models, gradient accumulation in the optimizer round (train_step then adds the micro-batches and
+steps in the parent), evaluation, optimizers other than Adam/AdamW, or anything across machines (MPI:
+comm.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import subprocess
@@ -51,12 +62,19 @@ from pathlib import Path
 
 import numpy as np
 
+from minigpt import optim
 from minigpt.allocator import keep_freed_memory
 from minigpt.layers.parallel import split
 from minigpt.model import GPTConfig, check_idx, gpt_loss_and_grads, param_shapes
 
-COMMAND = struct.Struct("<qqqd")   # rows, T, ignore_index, weight n_i / n      (rows 0: exit)
-REPLY = struct.Struct("<8sdq")     # b"done" or b"fail" (padded), the part's mean loss, error message bytes
+COMMAND = struct.Struct("<qqqqdddd")   # what, then three integers and four floats (below)
+REPLY = struct.Struct("<8sdq")         # b"done" or b"fail" (padded), a number, error message bytes
+EXIT, GRADS, REDUCE, UPDATE, OPTIMIZER = range(5)
+#   GRADS      rows, T, ignore_index; weight n_i / n        -> the part's mean loss; its weighted gradients
+#   REDUCE     parts, use_norm                              -> sums the parts' gradients of its shard into
+#                                                              worker 0's region; their norms into "norms"
+#   UPDATE     clip (0/1); coef, lr, step_size, bc2_sqrt    -> its shard: g *= coef if clip; Adam._update
+#   OPTIMIZER  length of the JSON that follows               -> the optimizer's kind and hyperparameters
 ALIGN = 64                         # every region starts on a cache line
 STARTUP_S = 60.0                   # a worker that has not said "ready" by then is reported as failed
 
@@ -76,12 +94,26 @@ def _layout(config: GPTConfig, dtype: np.dtype, n_workers: int, max_rows: int) -
         return start
 
     shapes = param_shapes(config)
-    params = {name: take(int(np.prod(shape)) * dtype.itemsize) for name, shape in shapes.items()}
+
+    def per_param() -> dict[str, int]:
+        return {name: take(int(np.prod(shape)) * dtype.itemsize) for name, shape in shapes.items()}
+
+    layout = {"params": per_param(), "exp_avg": per_param(), "exp_avg_sq": per_param(),
+              "norms": take(len(shapes) * 8)}                         # float64, one per parameter
     ids_bytes = max_rows * config.block_size * 8                      # int64
-    workers = [{"ids": take(ids_bytes), "targets": take(ids_bytes),
-                "grads": {name: take(int(np.prod(shape)) * dtype.itemsize) for name, shape in shapes.items()}}
-               for _ in range(n_workers)]
-    return {"params": params, "workers": workers}, max(offset, ALIGN)
+    layout["workers"] = [{"ids": take(ids_bytes), "targets": take(ids_bytes), "grads": per_param()}
+                         for _ in range(n_workers)]
+    return layout, max(offset, ALIGN)
+
+
+def shards(config: GPTConfig, n_workers: int) -> list[list[str]]:
+    """The parameter names each worker reduces and updates: largest first, each to the least loaded."""
+    load, out = [0] * n_workers, [[] for _ in range(n_workers)]
+    for name, shape in sorted(param_shapes(config).items(), key=lambda kv: -int(np.prod(kv[1]))):
+        i = load.index(min(load))
+        out[i].append(name)
+        load[i] += int(np.prod(shape))
+    return out
 
 
 def _views(buf: np.ndarray, offsets: dict[str, int], config: GPTConfig, dtype: np.dtype) -> dict:
@@ -141,14 +173,19 @@ class Team:
         if self.n_workers < 1 or self.max_rows < 1:
             raise ValueError(f"a team needs n_workers >= 1 and max_rows >= 1, got {n_workers}, {max_rows}")
         layout, size = _layout(config, self.dtype, self.n_workers, self.max_rows)
-        fd, path = tempfile.mkstemp(prefix="minigpt-team-", dir=_shared_dir(size))
-        self._path: str | None = path
         self.workers: list[_Worker] = []
+        self._path: str | None = None
+        self.optimizer = None                                 # the adopted optimizer, if any
+        fd, path = tempfile.mkstemp(prefix="minigpt-team-", dir=_shared_dir(size))
+        self._path = path
         try:
             os.ftruncate(fd, size)
             os.close(fd)
             self._buf = np.memmap(path, dtype=np.uint8, mode="r+", shape=(size,))
             self.params = _views(self._buf, layout["params"], config, self.dtype)
+            self.moments = {kind: _views(self._buf, layout[kind], config, self.dtype)
+                            for kind in ("exp_avg", "exp_avg_sq")}
+            self.norms = np.ndarray((len(self.params),), np.float64, buffer=self._buf, offset=layout["norms"])
             spec = {"path": path, "config": asdict(config), "dtype": self.dtype.name,
                     "n_workers": self.n_workers, "max_rows": self.max_rows}
             for i, regions in enumerate(layout["workers"]):
@@ -171,9 +208,20 @@ class Team:
             self.close()
             raise
 
+    # ---- the gradients: every worker its rows ----------------------------------------------------------
     def loss_and_grads(self, params: dict[str, np.ndarray], idx: np.ndarray, targets: np.ndarray,
                        ignore_index: int = -100) -> tuple[float, dict[str, np.ndarray]]:
         """gpt_loss_and_grads(params, idx, targets, config) with the rows split over the workers."""
+        loss, busy = self._grads(params, idx, targets, ignore_index)
+        grads = {}
+        for name in self.params:                             # the parts' weighted gradients, summed
+            grads[name] = busy[0].grads[name].copy()
+            for w in busy[1:]:
+                grads[name] += w.grads[name]
+        return loss, grads
+
+    def _grads(self, params, idx, targets, ignore_index) -> tuple[float, list[_Worker]]:
+        """The GRADS round: each busy worker's weighted gradients in its region; the batch's mean loss."""
         if not self.workers:
             raise TeamError("the team is closed")
         check_idx(idx, self.config)
@@ -184,33 +232,81 @@ class Team:
                              f"shape; got idx {idx.shape}, targets {targets.shape}")
         for name, view in self.params.items():               # the workers read the parameters from here
             if not np.shares_memory(params[name], view):
+                if self.optimizer is not None:
+                    raise ValueError(f"this team holds an adopted model's parameters; {name} is another "
+                                     "array (copying it in would overwrite that model)")
                 np.copyto(view, params[name])
         parts = split(B, self.n_workers)
         counted = [int(np.count_nonzero(targets[a:b] != ignore_index)) for a, b in parts]
         total = sum(counted)
         weights = [c / total if total else 0.0 for c in counted]
         busy = self.workers[:len(parts)]
+        for w, (a, b) in zip(busy, parts, strict=True):
+            w.ids[:(b - a) * T] = idx[a:b].reshape(-1)
+            w.targets[:(b - a) * T] = targets[a:b].reshape(-1)
+        losses = self._round(busy, [COMMAND.pack(GRADS, b - a, T, ignore_index, weight, 0.0, 0.0, 0.0)
+                                    for (a, b), weight in zip(parts, weights, strict=True)])
+        return float(sum(weight * loss for weight, loss in zip(weights, losses, strict=True))), busy
+
+    def _round(self, workers: list[_Worker], commands: list[bytes]) -> list[float]:
+        """Send each worker its command, wait for every answer; a failure is raised as the worker's error
+        (ValueError and IndexError keep their type), a broken exchange closes the team."""
         try:
-            for w, (a, b), weight in zip(busy, parts, weights, strict=True):
-                w.ids[:(b - a) * T] = idx[a:b].reshape(-1)
-                w.targets[:(b - a) * T] = targets[a:b].reshape(-1)
-                w.send(COMMAND.pack(b - a, T, ignore_index, weight))
-            replies = [REPLY.unpack(w.read(REPLY.size)) for w in busy]
-            errors = [(w, w.read(n).decode("utf-8", "replace")) for w, (status, _, n)
-                      in zip(busy, replies, strict=True) if status.rstrip(b"\0") != b"done"]
+            for w, command in zip(workers, commands, strict=True):
+                w.send(command)
+            replies = [REPLY.unpack(w.read(REPLY.size)) for w in workers]
+            errors = [w.read(n).decode("utf-8", "replace") for w, (status, _, n)
+                      in zip(workers, replies, strict=True) if status.rstrip(b"\0") != b"done"]
         except BaseException:
             self.close()                                      # the pipes may be mid-message: start over
             raise
         if errors:
-            kind, _, message = errors[0][1].partition(": ")
+            kind, _, message = errors[0].partition(": ")
             raise {"ValueError": ValueError, "IndexError": IndexError}.get(kind, TeamError)(message)
-        loss = sum(weight * part_loss for weight, (_, part_loss, _) in zip(weights, replies, strict=True))
-        grads = {}
-        for name in self.params:                             # the parts' weighted gradients, summed
-            grads[name] = busy[0].grads[name].copy()
-            for w in busy[1:]:
-                grads[name] += w.grads[name]
-        return float(loss), grads
+        return [value for _, value, _ in replies]
+
+    def _everyone(self, command: bytes) -> None:
+        self._round(self.workers, [command] * len(self.workers))
+
+    # ---- the optimizer step: every worker its shard of the parameters ------------------------------
+    def adopt(self, params: dict[str, np.ndarray], opt: optim.Adam) -> None:
+        """Move the parameters and the optimizer's moments into the shared file: params[name],
+        opt.params[name] and opt.state[kind][name] become views of it (same values), and the workers
+        learn the optimizer's settings. After this, step() runs clipping and the update on the workers."""
+        if type(opt) not in (optim.Adam, optim.AdamW):
+            raise TypeError(f"a team steps Adam and AdamW only, not {type(opt).__name__}")
+        for name, view in self.params.items():
+            np.copyto(view, params[name])
+            params[name] = opt.params[name] = view
+            for kind, views in self.moments.items():
+                np.copyto(views[name], opt.state[kind][name])
+                opt.state[kind][name] = views[name]
+        settings = json.dumps({"kind": type(opt).__name__, "betas": opt.betas, "eps": opt.eps,
+                               "weight_decay": opt.weight_decay}).encode()
+        self._everyone(COMMAND.pack(OPTIMIZER, len(settings), 0, 0, 0.0, 0.0, 0.0, 0.0) + settings)
+        self.optimizer = opt
+
+    def step(self, opt: optim.Adam, idx: np.ndarray, targets: np.ndarray, grad_clip: float,
+             ignore_index: int = -100) -> tuple[float, float]:
+        """One training step of the adopted optimizer on this batch: (loss, gradient norm before clipping),
+        as train_step returns them. grad_clip 0: no clipping. Nothing changes when loss or norm is not
+        finite."""
+        if opt is not self.optimizer:
+            raise ValueError("team.step needs the optimizer the team adopted (team.adopt(params, opt))")
+        loss, busy = self._grads(self.params, idx, targets, ignore_index)
+        self._everyone(COMMAND.pack(REDUCE, len(busy), int(grad_clip > 0), 0, 0.0, 0.0, 0.0, 0.0))
+        squares = 0.0                                         # in clip_grad_norm's order, and its way
+        for value in self.norms:
+            squares += float(value) ** 2 if grad_clip > 0 else float(value)
+        norm = math.sqrt(squares)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return loss, norm                                 # train_step's rule: no step
+        coef = grad_clip / (norm + 1e-6) if grad_clip > 0 else 1.0
+        opt.t += 1
+        step_size = opt.lr / (1.0 - opt.betas[0] ** opt.t)    # exactly Adam.step's two numbers
+        bc2_sqrt = math.sqrt(1.0 - opt.betas[1] ** opt.t)
+        self._everyone(COMMAND.pack(UPDATE, int(coef < 1.0), 0, 0, coef, opt.lr, step_size, bc2_sqrt))
+        return loss, norm
 
     def close(self) -> None:
         """Stop the workers and remove the shared file. Safe to call twice."""
@@ -253,29 +349,56 @@ def _worker_env() -> dict[str, str]:
 
 # ---- the worker's side ------------------------------------------------------------------------------------
 def _serve(spec: dict) -> None:
-    """Map the shared file, say ready, then answer step commands until stdin closes."""
+    """Map the shared file, say ready, then answer commands until stdin closes."""
     config, dtype = GPTConfig(**spec["config"]), np.dtype(spec["dtype"])
     layout, size = _layout(config, dtype, spec["n_workers"], spec["max_rows"])
-    regions = layout["workers"][spec["worker"]]
+    me = spec["worker"]
     buf = np.memmap(spec["path"], dtype=np.uint8, mode="r+", shape=(size,))
     params = _views(buf, layout["params"], config, dtype)
-    grads = _views(buf, regions["grads"], config, dtype)
+    moments = {kind: _views(buf, layout[kind], config, dtype) for kind in ("exp_avg", "exp_avg_sq")}
+    norms = np.ndarray((len(params),), np.float64, buffer=buf, offset=layout["norms"])
+    grads = [_views(buf, regions["grads"], config, dtype) for regions in layout["workers"]]   # everyone's
     n = spec["max_rows"] * config.block_size
-    ids = np.ndarray((n,), np.int64, buffer=buf, offset=regions["ids"])
-    targets = np.ndarray((n,), np.int64, buffer=buf, offset=regions["targets"])
+    ids = np.ndarray((n,), np.int64, buffer=buf, offset=layout["workers"][me]["ids"])
+    targets = np.ndarray((n,), np.int64, buffer=buf, offset=layout["workers"][me]["targets"])
+    mine = shards(config, spec["n_workers"])[me]              # the names this worker reduces and updates
+    index = {name: i for i, name in enumerate(params)}
+    opt: optim.Adam | None = None
     commands, replies = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     sys.stdout = sys.stderr                                   # stdout is the reply pipe: nothing else on it
     replies.write(REPLY.pack(b"ready", 0.0, 0))
     while len(command := commands.read(COMMAND.size)) == COMMAND.size:
-        rows, T, ignore_index, weight = COMMAND.unpack(command)
-        if rows == 0:
+        what, i1, i2, i3, f1, f2, f3, f4 = COMMAND.unpack(command)
+        if what == EXIT:
             break
         try:
-            loss, part = gpt_loss_and_grads(params, ids[:rows * T].reshape(rows, T),
-                                            targets[:rows * T].reshape(rows, T), config, None, ignore_index)
-            for name, g in part.items():
-                np.multiply(g, weight, out=grads[name])       # this part's share of the batch's mean
-            replies.write(REPLY.pack(b"done", loss, 0))
+            value = 0.0
+            if what == GRADS:                                 # rows i1, T i2, ignore_index i3, weight f1
+                loss, part = gpt_loss_and_grads(params, ids[:i1 * i2].reshape(i1, i2),
+                                                targets[:i1 * i2].reshape(i1, i2), config, None, i3)
+                for name, g in part.items():
+                    np.multiply(g, f1, out=grads[me][name])   # this part's share of the batch's mean
+                value = loss
+            elif what == REDUCE:                              # parts i1; i2: norms as clip_grad_norm, or vdot
+                for name in mine:
+                    total = grads[0][name]
+                    for other in grads[1:i1]:
+                        total += other[name]                  # the same order as Team.loss_and_grads
+                    norms[index[name]] = (np.linalg.norm(total.ravel()) if i2 else np.vdot(total, total))
+            elif what == UPDATE:                              # clip i1; coef f1, lr f2, step_size f3, bc2 f4
+                opt.lr = f2
+                for name in mine:
+                    g = grads[0][name]
+                    if i1:
+                        g *= f1                               # clip_grad_norm's scaling
+                    opt._update(name, g, opt._tmp(params[name]), f3, f4)   # the definition's update
+            elif what == OPTIMIZER:                           # i1 bytes of JSON follow
+                settings = json.loads(commands.read(i1))
+                kind = {"Adam": optim.Adam, "AdamW": optim.AdamW}[settings["kind"]]
+                opt = kind(params, betas=tuple(settings["betas"]), eps=settings["eps"],
+                           weight_decay=settings["weight_decay"])
+                opt.state = {k: dict(v) for k, v in moments.items()}
+            replies.write(REPLY.pack(b"done", value, 0))
         except Exception as error:                            # noqa: BLE001 - reported to the parent
             message = f"{type(error).__name__}: {error}".encode()
             replies.write(REPLY.pack(b"fail", 0.0, len(message)) + message)

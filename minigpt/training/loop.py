@@ -93,6 +93,7 @@ from minigpt.training.logbook import Logbook
 
 PLOT_EVERY_S = 10.0  # redraw loss.png at an evaluation only if the last drawing is older than this
 TEAM_MIN_FLOPS = 2e11  # training work left below which starting the step's worker processes does not pay
+TEAM_MAX_WORKERS = 8   # each worker is a Python process of its own (~100 MB): no more than this many
 
 
 class TrainingDiverged(RuntimeError):
@@ -127,6 +128,10 @@ def train_step(model: GPT | LoRAGPT | TeamModel, opt: optim.Optimizer,
     parallel = comm is not None and comm.size > 1
     if parallel and (weights is None or len(weights) != len(batches)):
         raise ValueError("train_step on several ranks needs one weight per micro-batch (batches.shard)")
+    if isinstance(model, TeamModel) and model.team.optimizer is opt and len(batches) == 1 and not parallel:
+        x, y = batches[0]                          # the step engine: gradients, clipping and AdamW on workers
+        if x.shape[0] <= model.team.max_rows:
+            return model.team.step(opt, x, y, grad_clip)
     total, loss_sum = None, 0.0
     scale = 1.0 / len(batches)
     for i, (x, y) in enumerate(batches):
@@ -307,22 +312,30 @@ def team_for(cfg: TrainConfig, run: Run, comm: Comm, log=print) -> Team | None:
     """The step engine for this run (minigpt/parallel/team.py), or None to step in this process.
 
     A team when engines are on, two or more cores (or BLAS threads set), one process (MPI already splits
-    the batch), no dropout, a plain GPT (not LoRA) and at least TEAM_MIN_FLOPS of training left (starting
-    the workers takes ~0.2-0.5 s). A team that cannot start is reported and the run goes on without it.
+    the batch), no dropout, a plain GPT (not LoRA), a batch of 4 rows or more (one worker per core, up to
+    TEAM_MAX_WORKERS, each at least 2 rows) and at least TEAM_MIN_FLOPS of training left (starting the
+    workers takes ~0.2-0.5 s). A team that cannot start is reported and the run goes on without it.
+    Without gradient accumulation the team adopts AdamW too: the model's parameters and the moments move
+    into its shared file, and train_step hands it the whole step.
     """
     threads = n_threads()
-    if (not engines.enabled() or threads < 2 or comm.size > 1 or cfg.dropout > 0 or cfg.batch_size < 2
+    if (not engines.enabled() or threads < 2 or comm.size > 1 or cfg.dropout > 0 or cfg.batch_size < 4
             or type(run.model) is not GPT):
         return None
     rows = cfg.batch_size
     work = run.model.flops_per_token() * rows * cfg.block_size * cfg.grad_accum * (cfg.max_iters - run.it)
     if work < TEAM_MIN_FLOPS:
         return None
+    workers = min(threads, rows // 2, TEAM_MAX_WORKERS)      # at least 2 rows each
+    if workers < 2:
+        return None
     try:
-        team = Team(run.model.config, run.model.dtype, min(threads, rows), rows)
+        team = Team(run.model.config, run.model.dtype, workers, rows)
     except (TeamError, OSError) as error:
         log(f"engines: the step's worker processes did not start ({error}); stepping in this process")
         return None
+    if type(run.opt) in (optim.Adam, optim.AdamW) and cfg.grad_accum == 1:
+        team.adopt(run.model.params, run.opt)               # clipping and AdamW on the workers too
     log(f"engines: each step's batch is split over {team.n_workers} worker processes "
         "(minigpt/parallel/team.py; MINIGPT_ENGINES=0 steps in this process)")
     return team
