@@ -324,7 +324,10 @@ class Team:
             w.proc.stdout.close()
         self.workers = []
         if self._path is not None:
-            Path(self._path).unlink(missing_ok=True)
+            try:
+                Path(self._path).unlink(missing_ok=True)
+            except OSError:                                   # Windows: still mapped by adopted arrays
+                pass
             self._path = None
 
     def __enter__(self) -> Team:
