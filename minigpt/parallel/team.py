@@ -2,6 +2,8 @@
 
     team = Team(config, np.float32, n_workers=2, max_rows=12)
     loss, grads = team.loss_and_grads(params, idx, targets)   # = model.gpt_loss_and_grads(...) to rounding
+    team.adopt(model.params, opt)                             # then the whole step on the workers:
+    loss, norm = team.step(opt, idx, targets, grad_clip=1.0)  # = train_step(model, opt, [(idx, targets)])
     team.close()
 
 It is lesson 13's data parallelism inside one step of one process, with its definition beside it: the
@@ -39,8 +41,9 @@ definition's own per-parameter update, to it. The numbers are bit-identical to t
 clip_grad_norm and opt.step on the summed gradients (tests/test_team.py).
 
 train() uses a team (minigpt/training/loop.py: `team_for`) when engines are on, there are two or more
-cores (or BLAS threads set), one process (no MPI), no dropout, a plain GPT, and enough work to pay for
-starting the workers (~0.5 s). MINIGPT_ENGINES=0 turns it off with every other engine.
+cores (or BLAS threads set), one process (no MPI), no dropout, a plain GPT, a batch of 4 rows or more, and
+enough work to pay for starting the workers (~0.2 s). MINIGPT_ENGINES=0 turns it off with every other
+engine.
 
 What this file deliberately does not do: dropout (the workers' masks would not be the definition's draws),
 LoRA models, gradient accumulation in the optimizer round (train_step then adds the micro-batches and
@@ -75,8 +78,7 @@ EXIT, GRADS, REDUCE, UPDATE, OPTIMIZER = range(5)
 #                                                              worker 0's region; their norms into "norms"
 #   UPDATE     clip (0/1); coef, lr, step_size, bc2_sqrt    -> its shard: g *= coef if clip; Adam._update
 #   OPTIMIZER  length of the JSON that follows               -> the optimizer's kind and hyperparameters
-ALIGN = 64                         # every region starts on a cache line
-STARTUP_S = 60.0                   # a worker that has not said "ready" by then is reported as failed
+ALIGN = 64                             # every region of the shared file starts on a cache line
 
 
 class TeamError(RuntimeError):
@@ -179,8 +181,10 @@ class Team:
         fd, path = tempfile.mkstemp(prefix="minigpt-team-", dir=_shared_dir(size))
         self._path = path
         try:
-            os.ftruncate(fd, size)
-            os.close(fd)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
             self._buf = np.memmap(path, dtype=np.uint8, mode="r+", shape=(size,))
             self.params = _views(self._buf, layout["params"], config, self.dtype)
             self.moments = {kind: _views(self._buf, layout[kind], config, self.dtype)
