@@ -18,6 +18,14 @@ against the goal of issue 16: mean val <= 1.88 in at most half of baby's wall ti
 
     python benchmarks/speedrun.py                                # seeds 0 1 2, all cores
     python benchmarks/speedrun.py --seeds 0 --threads 1 --torch  # one seed, one thread, PyTorch too
+    python benchmarks/speedrun.py --seeds 0 --threads 1 --ablation --keep runs/ablation
+
+--ablation runs, instead of the recipes, what made the speedrun fast: baby with the speedrun's changes
+applied one at a time, cumulatively (ABLATION_STEPS; the last step is checked to equal the speedrun preset
+field by field), then the speedrun with one change undone (ABLATION_UNDO). Printed per run as above, then
+each step's CPU time relative to baby's and its change in whole-val loss from the step before.
+--keep DIR keeps the run folders (log.jsonl, last/, best/) in DIR/<name>_s<seed> instead of deleting them;
+lessons/09_training/make_speedrun_figure.py draws the chapter's figure from two of them.
 
 Losses are deterministic for a seed and a thread count; wall times need an otherwise idle machine. On a
 busy one use --threads 1 (two BLAS threads spin-wait for each other when a core is taken) and compare only
@@ -27,12 +35,14 @@ the ratio, which interleaving the recipes seed by seed keeps roughly fair.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from _common import default_threads, keep_memory, set_blas_threads
@@ -47,6 +57,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--recipes", nargs="+", default=["baby", "speedrun"],
                    help="minigpt presets to run (default: baby speedrun); any preset on shakespeare_char")
     p.add_argument("--torch", action="store_true", help="also run nanoGPT's recipe in PyTorch (if installed)")
+    p.add_argument("--ablation", action="store_true",
+                   help="run the ablation (baby -> speedrun one change at a time) instead of --recipes")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the run folders in DIR (default: a temporary folder, deleted at the end)")
     return p.parse_args()
 
 
@@ -67,24 +81,53 @@ from minigpt.training.loop import train  # noqa: E402
 DATASET = "shakespeare_char"
 BABY = config_from_preset("baby")  # the PyTorch twin runs exactly these settings
 
+# The ablation: (name, what it adds) applied to baby in this order, each on top of the ones before.
+ABLATION_STEPS = [
+    ("a_baby", {}),
+    ("b_eval_ends", {"eval_interval": 2000, "eval_iters": 10, "checkpoint_interval": 2000}),  # start, end
+    ("c_lr6e-3", {"lr": 6e-3, "warmup_iters": 30, "min_lr": 1e-5}),    # cosine to 1e-5 at lr_decay_iters
+    ("d_2layers", {"n_layer": 2}),
+    ("e_1500steps", {"max_iters": 1500, "lr_decay_iters": 1500, "eval_interval": 1500,
+                     "checkpoint_interval": 1500}),                       # = the speedrun preset
+]
+# ... and the speedrun with one of its changes undone.
+ABLATION_UNDO = [("f_speedrun_4layers", {"n_layer": 4}), ("g_speedrun_lr1e-3", {"lr": 1e-3})]
+
 
 def quiet(_msg: str) -> None:
     pass
 
 
-def run_minigpt(preset: str, seed: int, folder: Path) -> dict:
-    """One `minigpt train --preset NAME --seed N` in this process; the whole-val loss of its last weights."""
-    cfg = config_from_preset(preset, {"seed": seed})
+def ablation_runs() -> list[tuple[str, str, dict]]:
+    """(name, preset, overrides) of every ablation run: baby plus the steps so far, then the speedrun with
+    one change undone. Stops if the last step is not exactly the speedrun preset."""
+    runs, so_far = [], {}
+    for name, change in ABLATION_STEPS:
+        so_far = so_far | change
+        runs.append((name, "baby", so_far))
+    last, fast = asdict(config_from_preset("baby", so_far)), asdict(config_from_preset("speedrun"))
+    if last != fast:
+        diff = {k: (last[k], fast[k]) for k in last if last[k] != fast[k]}
+        raise SystemExit(f"the ablation's last step is not the speedrun preset: (step, preset) {diff}")
+    return runs + [(name, "speedrun", change) for name, change in ABLATION_UNDO]
+
+
+def run_minigpt(preset: str, seed: int, folder: Path, overrides: dict | None = None,
+                name: str | None = None) -> dict:
+    """One `minigpt train --preset NAME --seed N [--key value ...]` in this process; the whole-val loss of
+    its last weights. The run is called `name` (default: the preset's)."""
+    cfg = config_from_preset(preset, (overrides or {}) | {"seed": seed})
+    name = name or preset
     if cfg.dataset != DATASET:
         raise SystemExit(f"preset {preset} trains on {cfg.dataset}; this benchmark compares on {DATASET}")
     data = load_token_data(data_dir() / DATASET, cfg.batch_size, cfg.block_size)
-    out = folder / f"{preset}_s{seed}"
+    out = folder / f"{name}_s{seed}"
     t0, c0 = time.perf_counter(), time.process_time()
     summary = train(cfg, out, data, progress=False, sample=False, log=quiet)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     model = checkpoint.load(out / "last").model
     val, _ = mean_nll(model, np.asarray(data.val.ids), batch_size=32)
-    return {"recipe": preset, "seed": seed, "iters": summary["iter"], "wall_s": wall, "cpu_s": cpu,
+    return {"recipe": name, "seed": seed, "iters": summary["iter"], "wall_s": wall, "cpu_s": cpu,
             "val": val}
 
 
@@ -188,17 +231,33 @@ def main() -> int:
                          f"`minigpt prepare {DATASET} --from-file tinyshakespeare.txt`) first")
     if ARGS.torch and importlib.util.find_spec("torch") is None:
         raise SystemExit("--torch needs PyTorch: pip install -e '.[reference]'")
-    print(f"speedrun benchmark: recipes {' '.join(ARGS.recipes)}{' torch' if ARGS.torch else ''}, seeds "
+    if ARGS.ablation and ARGS.torch:
+        raise SystemExit("--ablation runs minigpt presets only: leave out --torch")
+    # (name, preset, overrides) of each run, per seed
+    jobs = ablation_runs() if ARGS.ablation else [(r, r, {}) for r in ARGS.recipes]
+    if ARGS.keep:
+        taken = [f"{name}_s{seed}" for seed in ARGS.seeds for name, _, _ in jobs
+                 if (ARGS.keep / f"{name}_s{seed}").exists()]
+        if taken:
+            raise SystemExit(f"{ARGS.keep} already holds {', '.join(taken)}: give another --keep folder")
+    what = "ablation" if ARGS.ablation else \
+        f"recipes {' '.join(ARGS.recipes)}{' torch' if ARGS.torch else ''}"
+    print(f"speedrun benchmark: {what}, seeds "
           f"{' '.join(map(str, ARGS.seeds))}, {ARGS.threads} thread(s); wall time to the end, val loss over "
           f"the whole val split", flush=True)
-    print(f"{'recipe':<10} {'seed':>5} {'iters':>6} {'wall s':>8} {'cpu s':>8} {'whole val':>10}", flush=True)
+    w = max([10] + [len(name) for name, _, _ in jobs])          # the name column
+    print(f"{'recipe':<{w}} {'seed':>5} {'iters':>6} {'wall s':>8} {'cpu s':>8} {'whole val':>10}",
+          flush=True)
     runs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="speedrun_") as tmp:
+    where = contextlib.nullcontext(str(ARGS.keep)) if ARGS.keep else \
+        tempfile.TemporaryDirectory(prefix="speedrun_")
+    with where as folder:
         for seed in ARGS.seeds:                      # interleaved: a load that drifts hits every recipe
-            for recipe in ARGS.recipes + (["torch"] if ARGS.torch else []):
-                res = run_torch(seed) if recipe == "torch" else run_minigpt(recipe, seed, Path(tmp))
+            for name, preset, overrides in jobs + ([("torch", "", {})] if ARGS.torch else []):
+                res = run_torch(seed) if name == "torch" else \
+                    run_minigpt(preset, seed, Path(folder), overrides, name)
                 runs.append(res)
-                print(f"{res['recipe']:<10} {res['seed']:>5} {res['iters']:>6} {res['wall_s']:>8.1f} "
+                print(f"{res['recipe']:<{w}} {res['seed']:>5} {res['iters']:>6} {res['wall_s']:>8.1f} "
                       f"{res['cpu_s']:>8.1f} {res['val']:>10.4f}", flush=True)
     means = {}
     for recipe in dict.fromkeys(r["recipe"] for r in runs):
@@ -207,7 +266,7 @@ def main() -> int:
         val = statistics.mean(r["val"] for r in mine)
         spread = statistics.stdev(r["val"] for r in mine) if len(mine) > 1 else 0.0
         means[recipe] = (wall, cpu, val)
-        print(f"{recipe:<10} {'mean':>5} {mine[0]['iters']:>6} {wall:>8.1f} {cpu:>8.1f} {val:>10.4f} "
+        print(f"{recipe:<{w}} {'mean':>5} {mine[0]['iters']:>6} {wall:>8.1f} {cpu:>8.1f} {val:>10.4f} "
               f"+- {spread:.4f}")
     if "baby" in means and "speedrun" in means:
         ratio = means["speedrun"][0] / means["baby"][0]
@@ -219,7 +278,27 @@ def main() -> int:
     if "torch" in means and "speedrun" in means:
         print(f"speedrun / PyTorch nanoGPT: wall time {means['speedrun'][0] / means['torch'][0]:.3f}, "
               f"cpu time {means['speedrun'][1] / means['torch'][1]:.3f}")
+    if ARGS.ablation:
+        print_ablation(means, w)
+    if ARGS.keep:
+        print(f"run folders kept in {ARGS.keep}")
     return 0
+
+
+def print_ablation(means: dict[str, tuple[float, float, float]], w: int) -> None:
+    """Each ablation run's mean CPU and wall time as a fraction of baby's (a_), and its whole-val change
+    from the step before (the undo rows: from the speedrun, the last step)."""
+    names = list(means)
+    steps, fast = len(ABLATION_STEPS), names[len(ABLATION_STEPS) - 1]
+    base_wall, base_cpu, _ = means[names[0]]
+    print(f"ablation: time as a fraction of {names[0]}'s, whole-val change from the step before "
+          f"(undo rows: from {fast})")
+    print(f"{'recipe':<{w}} {'cpu':>6} {'wall':>6} {'whole val':>10} {'change':>8}")
+    for i, name in enumerate(names):
+        wall, cpu, val = means[name]
+        before = names[i - 1] if 0 < i < steps else fast if i >= steps else None
+        change = f"{val - means[before][2]:+8.4f}" if before else ""
+        print(f"{name:<{w}} {cpu / base_cpu:>6.3f} {wall / base_wall:>6.3f} {val:>10.4f} {change:>8}")
 
 
 if __name__ == "__main__":
