@@ -68,7 +68,9 @@ def read_run(folder: Path) -> dict:
     return {"steps": steps, "evals": evals, "whole": whole, "cfg": cfg, "name": folder.name}
 
 
-def plot(runs: list[dict], labels: list[str], out: Path) -> None:
+def plot(runs: list[dict], labels: list[str], out: Path, points: list[tuple[str, float, float]] = ()) -> None:
+    """The runs' timelines; points: (label, seconds, whole-val loss) of runs measured elsewhere (a
+    PyTorch run of benchmarks/speedrun.py --torch keeps no log), each a grey diamond."""
     fig = Figure(figsize=(8, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -85,11 +87,17 @@ def plot(runs: list[dict], labels: list[str], out: Path) -> None:
         ax.plot([end], [run["whole"]], "*", color=colour, ms=14, mec="black", mew=0.6)
         ax.annotate(f"whole val {run['whole']:.3f}\nat {end:.0f} s", (end, run["whole"]),
                     textcoords="offset points", xytext=(8, -22), fontsize=9, color=colour)
+    for name, seconds, loss in points:
+        ax.plot([seconds], [loss], "D", color="0.35", ms=7, mec="black", mew=0.6, label=name)
+        ax.annotate(f"whole val {loss:.3f}\nat {seconds:.0f} s", (seconds, loss), textcoords="offset points",
+                    xytext=(-10, -34), ha="right", fontsize=9, color="0.25",
+                    bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1})
     ax.axhline(TARGET, color="0.3", ls="--", lw=1)
     ax.text(0.01, TARGET + 0.02, f"target {TARGET} (nanoGPT's val loss)", transform=ax.get_yaxis_transform(),
             ha="left", va="bottom", fontsize=9, color="0.3")
     ax.set_ylim(1.5, 3.0)                                   # the start (ln 65 = 4.17) is off the top
-    ax.set_xlim(0, 1.18 * max(run["evals"][-1][0] for run in runs))   # room for the last annotation
+    ends = [run["evals"][-1][0] for run in runs] + [seconds for _, seconds, _ in points]
+    ax.set_xlim(0, 1.18 * max(ends))                                  # room for the last annotation
     ax.set_xlabel("wall-clock seconds since the start of training")
     ax.set_ylabel("loss (nats per character)")
     ax.set_title("tiny Shakespeare, char-level. Thin lines: batch loss; dots: val estimates; "
@@ -106,6 +114,8 @@ def main() -> None:
     p.add_argument("runs", type=Path, nargs="+", help="run folders (log.jsonl, last/), at most four")
     p.add_argument("--labels", nargs="+", help="a name per run for the legend (default: the folders')")
     p.add_argument("--out", type=Path, default=OUT, help=f"the figure (default: {OUT})")
+    p.add_argument("--point", nargs=3, action="append", default=[], metavar=("LABEL", "SECONDS", "LOSS"),
+                   help="a run measured elsewhere, e.g. the benchmark's PyTorch nanoGPT (repeatable)")
     args = p.parse_args()
     if len(args.runs) > 4:
         p.error("at most four runs (one colour each)")
@@ -116,7 +126,8 @@ def main() -> None:
     for run in runs:
         print(f"{run['name']}: {len(run['steps'])} logged steps, {len(run['evals'])} evaluations, end at "
               f"{run['evals'][-1][0]:.1f} s, whole val {run['whole']:.4f}")
-    plot(runs, labels, args.out)
+    points = [(label, float(seconds), float(loss)) for label, seconds, loss in args.point]
+    plot(runs, labels, args.out, points)
     print(f"wrote {args.out}")
 
 
