@@ -2,7 +2,8 @@
 
 Where speed needed a second form of something (BPE training and encoding, GELU, the decode step, the
 training step split over worker processes in minigpt/parallel/team.py, ...), the plain definition stays in
-the code, is what the chapter teaches, and is the oracle a test holds the engine to. The engines are on by default. Turn them all off to run (and read) the definitions only:
+the code, is what the chapter teaches, and is the oracle a test holds the engine to. The engines are on
+by default. Turn them all off to run (and read) the definitions only:
 
     MINIGPT_ENGINES=0 minigpt train ...          # for a whole process
     with engines.disabled(): ...                 # for a block of code (tests compare both forms this way)
