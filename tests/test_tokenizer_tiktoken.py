@@ -61,7 +61,8 @@ def pair(request):
     if corpus is not None:
         text += corpus.read_text(encoding="utf-8")[:50_000]
     specials = ("<|endoftext|>", "<|fim_prefix|>")
-    ours = BPETokenizer.train(text, vocab_size=700, pattern=request.param, special_tokens=specials)
+    vocab = 700 if corpus is not None else 500    # the multilingual text alone has ~360 merges to make
+    ours = BPETokenizer.train(text, vocab_size=vocab, pattern=request.param, special_tokens=specials)
     ranks = {ours.decode_single_token_bytes(i): i for i in range(256 + len(ours.merges))}
     enc = tiktoken.Encoding(f"minigpt_{request.param}", pat_str=TIKTOKEN_PATTERNS[request.param],
                             mergeable_ranks=ranks, special_tokens=ours.special_tokens)
