@@ -81,6 +81,11 @@ EXIT, GRADS, REDUCE, UPDATE, OPTIMIZER = range(5)
 ALIGN = 64                             # every region of the shared file starts on a cache line
 
 
+# Ctrl-C is the parent's to handle (a first one finishes the step and saves): the workers never see it.
+_OWN_SESSION = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+                else {"start_new_session": True})
+
+
 class TeamError(RuntimeError):
     """A worker failed to start or died: the team is closed; MINIGPT_ENGINES=0 runs without it."""
 
@@ -198,7 +203,7 @@ class Team:
                 targets = np.ndarray((n,), np.int64, buffer=self._buf, offset=regions["targets"])
                 command = [sys.executable, "-m", "minigpt.parallel.team", json.dumps(spec | {"worker": i})]
                 proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        env=_worker_env(), start_new_session=True)
+                                        env=_worker_env(), **_OWN_SESSION)
                 self.workers.append(_Worker(proc, ids, targets, _views(self._buf, regions["grads"], config,
                                                                         self.dtype)))
             for w in self.workers:
