@@ -20,6 +20,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from minigpt import engines
 from minigpt.allocator import keep_freed_memory
 from minigpt.course import grader as grading
 from minigpt.course.hints import load_hints
@@ -294,8 +295,11 @@ def _prepare_if_missing(name: str) -> None:
 
 
 def _hint_blas_threads() -> None:
-    """On a busy machine, BLAS threads that wait for a core slow training down: say so, once."""
+    """On a busy machine, BLAS threads that wait for a core slow training down: say so, once. Not with the
+    engines on: then each step runs on worker processes with one BLAS thread each (parallel/team.py)."""
     if any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")):
+        return
+    if engines.enabled():
         return
     cores = os.cpu_count() or 1
     try:
