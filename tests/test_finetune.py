@@ -360,3 +360,24 @@ def test_finetune_a_hugging_face_folder(tmp_path):
     assert summary["iter"] == 6
     ckpt = checkpoint.load(tmp_path / "ft" / "last")
     assert ckpt.tokenizer.encode(" the") == [256, 257] and ckpt.model.config.vocab_size == 259
+
+
+def test_finetune_with_the_step_engine_equals_finetune_without(base, monkeypatch):
+    """Masked prompts weigh the team's parts unevenly: the same losses as in one process (float32, 1e-5),
+    and the step engine really ran."""
+    from minigpt import engines
+    from minigpt.training import loop
+
+    monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    said = []
+    kw = dict(init=base / "pre", val=base / "val.jsonl", overrides=dict(SMALL, dropout=0.0), progress=False)
+    finetune.finetune(base / "train.jsonl", base / "team", log=said.append, **kw)
+    assert any("worker processes" in line for line in said)
+    with engines.disabled():
+        finetune.finetune(base / "train.jsonl", base / "alone", log=quiet, **kw)
+
+    def losses(name):
+        return [r["loss"] for r in map(json.loads, (base / name / "log.jsonl").read_text().splitlines())
+                if r["kind"] == "train"]
+    assert losses("team") == pytest.approx(losses("alone"), rel=1e-5)
