@@ -35,6 +35,7 @@ from minigpt.finetune.lora import LoRAConfig
 from minigpt.finetune.run import FINETUNE_DEFAULTS
 from minigpt.metrics import evaluate
 from minigpt.parallel.comm import ParallelError, world
+from minigpt.parallel.team import TeamError
 from minigpt.sampling import EOT, stream
 from minigpt.training.config import (
     MODEL_KEYS,
@@ -279,6 +280,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if comm.rank == 0:
             print(f"minigpt: error: {exc}", file=sys.stderr)
         return 1
+    except TeamError as exc:                              # a step engine's worker died: last/ is intact
+        print(f"minigpt: error: {exc}; {out / 'last'} holds the last checkpoint (--resume continues)",
+              file=sys.stderr)
+        return 1
     return 130 if summary["interrupted"] else 0
 
 
@@ -455,6 +460,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     except (TrainingDiverged, ParallelError) as exc:      # under mpiexec: every rank stops, rank 0 says why
         if rank == 0:
             print(f"minigpt: error: {exc}", file=sys.stderr)
+        return 1
+    except TeamError as exc:                              # a step engine's worker died: last/ is intact
+        print(f"minigpt: error: {exc}; {out / 'last'} holds the last checkpoint (--resume continues)",
+              file=sys.stderr)
         return 1
     return 130 if summary["interrupted"] else 0
 

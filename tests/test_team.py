@@ -216,6 +216,12 @@ def test_ctrl_c_and_kill_9_with_a_team_keep_the_checkpoint_and_leave_no_worker(e
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)      # stopped and reaped by close()
     stopped = json.loads((out / "last" / "state.json").read_text())["iter"]
 
+    proc, workers = start(resume=True)                        # a worker dies: one line, last/ intact
+    os.kill(workers[0], signal.SIGKILL)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "minigpt: error: team worker" in text and "Traceback" not in text, text
+    assert "--resume continues" in text
+
     proc, workers = start(resume=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

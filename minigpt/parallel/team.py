@@ -172,7 +172,8 @@ class _Worker:
 
 
 class Team:
-    """n_workers processes that each compute the loss and gradients of their rows of a batch."""
+    """n_workers processes that each compute the loss and gradients of their rows of a batch, and, once
+    the team has adopted an Adam/AdamW, clip and update their shard of the parameters."""
 
     def __init__(self, config: GPTConfig, dtype=np.float32, n_workers: int = 2, max_rows: int = 1):
         self.config, self.dtype = config, np.dtype(dtype)
