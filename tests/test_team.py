@@ -52,6 +52,17 @@ def test_equals_the_definition_in_float64(team64, rows):
                  1e-12)
 
 
+@pytest.mark.parametrize("rows", [1, 5, 13])
+def test_eval_loss_equals_the_models_in_float64(team64, rows):
+    """team.loss = GPT.loss (eval mode), also for more rows than the team holds (13 > 6: in chunks)."""
+    model = GPT(CFG, seed=rows, dtype=np.float64)
+    idx, targets = batch(rows, seed=rows + 1)
+    targets[0, :11] = -100
+    assert team64.loss(model.params, idx, targets) == pytest.approx(model.loss(idx, targets), rel=1e-12)
+    targets[:] = -100
+    assert team64.loss(model.params, idx, targets) == model.loss(idx, targets) == 0.0
+
+
 def test_a_part_with_no_counted_target_and_a_batch_with_none(team64):
     params = GPT(CFG, seed=1, dtype=np.float64).params
     idx, targets = batch(4)
@@ -112,9 +123,11 @@ def test_train_with_a_team_equals_train_without_and_resumes_bit_exact(env, monke
     monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
     monkeypatch.setattr(loop, "n_threads", lambda: 2)
     cfg = dict(max_iters=12, dtype="float64", dropout=0.0, log_interval=1, checkpoint_interval=4)
-    said = []
+    said, evaluated = [], []
+    team_loss = Team.loss
+    monkeypatch.setattr(Team, "loss", lambda self, *a, **k: evaluated.append(1) or team_loss(self, *a, **k))
     loop.train(smoke(**cfg), env / "team_whole", progress=False, sample=False, log=said.append)
-    assert any("2 worker processes" in line for line in said)
+    assert any("2 worker processes" in line for line in said) and evaluated
     with engines.disabled():
         loop.train(smoke(**cfg), env / "team_off", progress=False, sample=False, log=quiet)
     loop.train(smoke(**{**cfg, "max_iters": 5}), env / "team_parts", progress=False, sample=False, log=quiet)
@@ -126,6 +139,13 @@ def test_train_with_a_team_equals_train_without_and_resumes_bit_exact(env, monke
                 if r["kind"] == "train"]
     assert losses("team_whole") == pytest.approx(losses("team_off"), rel=1e-12)
     assert losses("team_whole") != losses("team_off")           # the team ran: the rounding differs
+
+    def evals(name):
+        return [(r["train_loss"], r["val_loss"]) for r in
+                map(json.loads, (env / name / "log.jsonl").read_text().splitlines()) if r["kind"] == "eval"]
+    assert len(evals("team_whole")) > 1
+    for ours, theirs in zip(evals("team_whole"), evals("team_off"), strict=True):   # evaluated on the team
+        assert ours == pytest.approx(theirs, rel=1e-12)
 
 
 def test_when_a_run_uses_no_team(env, monkeypatch):  # noqa: F811

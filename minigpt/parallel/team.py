@@ -67,13 +67,15 @@ import numpy as np
 
 from minigpt import optim
 from minigpt.allocator import keep_freed_memory
+from minigpt.layers.loss import cross_entropy_forward
 from minigpt.layers.parallel import split
-from minigpt.model import GPTConfig, check_idx, gpt_loss_and_grads, param_shapes
+from minigpt.model import GPTConfig, check_idx, gpt_forward, gpt_loss_and_grads, param_shapes
 
 COMMAND = struct.Struct("<qqqqdddd")   # what, then three integers and four floats (below)
 REPLY = struct.Struct("<8sdq")         # b"done" or b"fail" (padded), a number, error message bytes
-EXIT, GRADS, REDUCE, UPDATE, OPTIMIZER = range(5)
+EXIT, GRADS, REDUCE, UPDATE, OPTIMIZER, LOSS = range(6)
 #   GRADS      rows, T, ignore_index; weight n_i / n        -> the part's mean loss; its weighted gradients
+#   LOSS       rows, T, ignore_index                        -> the part's mean loss in eval mode (no grads)
 #   REDUCE     parts, use_norm                              -> sums the parts' gradients of its shard into
 #                                                              worker 0's region; their norms into "norms"
 #   UPDATE     clip (0/1); coef, lr, step_size, bc2_sqrt    -> its shard: g *= coef if clip; Adam._update
@@ -230,8 +232,33 @@ class Team:
                 grads[name] += w.grads[name]
         return loss, grads
 
+    def loss(self, params: dict[str, np.ndarray], idx: np.ndarray, targets: np.ndarray,
+             ignore_index: int = -100) -> float:
+        """GPT.loss in eval mode (mean cross-entropy over the counted targets, no gradients), the rows split
+        over the workers, max_rows at a time: an evaluation batch may be larger than a training one."""
+        total, counted = 0.0, 0
+        for start in range(0, len(idx), self.max_rows):
+            x, y = idx[start:start + self.max_rows], np.asarray(targets)[start:start + self.max_rows]
+            parts, weights, busy = self._stage(params, x, y, ignore_index)
+            T = x.shape[1]
+            losses = self._round(busy, [COMMAND.pack(LOSS, b - a, T, ignore_index, 0.0, 0.0, 0.0, 0.0)
+                                        for a, b in parts])
+            n = int(np.count_nonzero(y != ignore_index))
+            total += n * sum(w * loss for w, loss in zip(weights, losses, strict=True))   # the chunk's sum
+            counted += n
+        return total / counted if counted else 0.0
+
     def _grads(self, params, idx, targets, ignore_index) -> tuple[float, list[_Worker]]:
         """The GRADS round: each busy worker's weighted gradients in its region; the batch's mean loss."""
+        parts, weights, busy = self._stage(params, idx, targets, ignore_index)
+        T = idx.shape[1]
+        losses = self._round(busy, [COMMAND.pack(GRADS, b - a, T, ignore_index, weight, 0.0, 0.0, 0.0)
+                                    for (a, b), weight in zip(parts, weights, strict=True)])
+        return float(sum(weight * loss for weight, loss in zip(weights, losses, strict=True))), busy
+
+    def _stage(self, params, idx, targets, ignore_index):
+        """Check the batch, bring the parameters in, cut the rows into parts and write each busy worker's
+        ids and targets: (parts, their weights n_i / n, the busy workers)."""
         if not self.workers:
             raise TeamError("the team is closed")
         check_idx(idx, self.config)
@@ -254,9 +281,7 @@ class Team:
         for w, (a, b) in zip(busy, parts, strict=True):
             w.ids[:(b - a) * T] = idx[a:b].reshape(-1)
             w.targets[:(b - a) * T] = targets[a:b].reshape(-1)
-        losses = self._round(busy, [COMMAND.pack(GRADS, b - a, T, ignore_index, weight, 0.0, 0.0, 0.0)
-                                    for (a, b), weight in zip(parts, weights, strict=True)])
-        return float(sum(weight * loss for weight, loss in zip(weights, losses, strict=True))), busy
+        return parts, weights, busy
 
     def _round(self, workers: list[_Worker], commands: list[bytes]) -> list[float]:
         """Send each worker its command, wait for every answer; a failure is raised as the worker's error
@@ -392,6 +417,9 @@ def _serve(spec: dict) -> None:
                 for name, g in part.items():
                     np.multiply(g, f1, out=grads[me][name])   # this part's share of the batch's mean
                 value = loss
+            elif what == LOSS:                                # rows i1, T i2, ignore_index i3
+                logits = gpt_forward(params, ids[:i1 * i2].reshape(i1, i2), config)             # (b, T, V)
+                value, _ = cross_entropy_forward(logits, targets[:i1 * i2].reshape(i1, i2), i3)
             elif what == REDUCE:                              # parts i1; i2: norms as clip_grad_norm, or vdot
                 for name in mine:
                     total = grads[0][name]

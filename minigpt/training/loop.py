@@ -179,6 +179,7 @@ class Run:
     start: int = 0                     # where this process began (a resume does not re-save what it loaded)
     comm: Comm = field(default_factory=Single)   # rank 0 of 1, or of an MPI world
     lora: dict[str, Any] | None = None  # LoRA settings and the base's identity, saved in state.json
+    engine: TeamModel | None = None     # the step engine (team_for) when it runs: steps and evaluations
 
     def save(self, name: str, eval_done: bool) -> Path:
         """Write out/<name> (rank 0 only: the other ranks hold the same weights). Under ZeRO-1 every rank
@@ -245,7 +246,7 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
     t_start, last_plot, interrupted, stopped_early = time.time(), 0.0, False, False
     last = {"train_loss": None, "val_loss": None}
     team = team_for(cfg, run, comm, log)
-    stepper = run.model if team is None else TeamModel(run.model, team)     # whose loss_and_grads a step uses
+    run.engine = None if team is None else TeamModel(run.model, team)
     try:
         with StopOnCtrlC() as stop:
             while True:
@@ -275,7 +276,8 @@ def _train(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: str
                 run.opt.lr = lr_at(run.it, cfg)                                # learning rate
                 batches = [data.train.get_batch(run.data_rng) for _ in range(cfg.grad_accum)]   # batch
                 if comm.size == 1:
-                    loss, norm = train_step(stepper, run.opt, batches, cfg.grad_clip, run.drop_rng)
+                    loss, norm = train_step(run.engine or run.model, run.opt, batches, cfg.grad_clip,
+                                            run.drop_rng)
                 else:                                                          # this rank's slices
                     parts = [shard(x, y, comm.rank, comm.size) for x, y in batches]
                     loss, norm = train_step(run.model, run.opt, [(x, y) for x, y, _ in parts], cfg.grad_clip,
@@ -354,6 +356,10 @@ class TeamModel:
             return self.model.loss_and_grads(idx, targets, rng, ignore_index)
         return self.team.loss_and_grads(self.model.params, idx, targets, ignore_index)
 
+    def loss(self, idx: np.ndarray, targets: np.ndarray, ignore_index: int = -100) -> float:
+        """GPT.loss (eval mode) on the team: what the loop's evaluations call."""
+        return self.team.loss(self.model.params, idx, targets, ignore_index)
+
 
 def evaluate(run: Run, book: Logbook, say, t_start: float) -> dict[str, float]:
     """Train and val loss on fresh batches; save best/ when val improved. Under MPI, first check that every
@@ -383,7 +389,7 @@ def _eval_loss(run: Run, source, split: int) -> float:
     rng = _eval_rng(run.cfg, run.it, split)
     if run.comm.size > 1 and isinstance(run.data.train, TokenBatches):
         return estimate_loss_shard(source, run.model, run.cfg.eval_iters, rng, run.comm.rank, run.comm.size)
-    return source.estimate_loss(run.model, run.cfg.eval_iters, rng)
+    return source.estimate_loss(run.engine or run.model, run.cfg.eval_iters, rng)
 
 
 def check_same_params(run: Run) -> None:
