@@ -47,8 +47,8 @@ engine.
 
 What this file deliberately does not do: dropout (the workers' masks would not be the definition's draws),
 LoRA models, gradient accumulation in the optimizer round (train_step then adds the micro-batches and
-steps in the parent), evaluation, optimizers other than Adam/AdamW, or anything across machines (MPI:
-comm.py).
+steps in the parent), sampling, optimizers other than Adam/AdamW, or anything across machines (MPI:
+comm.py). Evaluation it does: `team.loss` is GPT.loss in eval mode, the rows split the same way.
 """
 
 from __future__ import annotations

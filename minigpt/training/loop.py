@@ -40,7 +40,8 @@ needs the same N (state.json records world_size). With one process none of this 
 Step engine. On two or more cores, with engines on and no dropout, one process splits each step's batch
 over worker processes (minigpt/parallel/team.py, `team_for`): each runs model.gpt_loss_and_grads on its rows
 with one BLAS thread, and the parts' gradients, weighted by their counted targets, add up to the batch's
-(the same numbers to rounding). Clipping, the step, evaluation and checkpoints stay here.
+(the same numbers to rounding); the workers also clip and step their shard of AdamW, and evaluate
+(Run.engine). Deciding, logging and checkpoints stay here.
 
 ZeRO-1 (--zero 1, lesson 13): the optimizer is a minigpt/parallel/zero.py ZeroAdamW, and train_step hands it
 the rank's unsummed gradients: reduce-scatter, the global norm from the shards, AdamW on this rank's 1/N of
