@@ -362,7 +362,7 @@ def test_newton_schulz_output_has_singular_values_near_one(shape):
     """Not U V^T exactly: the quintic squeezes two decades of singular values into a band around 1 ...
 
     ... but only so many: after dividing by ||G||_F, five rounds raise a small s by at most about
-    a^5 = 483, so a direction 1e-6 below the largest stays small (noise, in a gradient)."""
+    a^5 = 485, so a direction 1e-6 below the largest stays small (noise, in a gradient)."""
     rng = np.random.default_rng(3)
     U, _ = np.linalg.qr(rng.standard_normal((shape[0], shape[0])))     # (m, m) orthogonal
     V, _ = np.linalg.qr(rng.standard_normal((shape[1], shape[1])))     # (n, n) orthogonal
