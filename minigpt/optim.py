@@ -13,14 +13,18 @@ The chapter's progression, each a small class with the same shape:
            buf = momentum * buf + g;  p -= lr * buf  (momentum>0; torch.optim.SGD's rule, dampening 0)
     Adam   per-element steps from running means of g and g^2, bias-corrected (Kingma & Ba)
     AdamW  Adam with the weight decay taken out of the gradient (Loshchilov & Hutter)
+    Muon   for 2-D hidden matrices only: momentum, then the update orthogonalised by a Newton-Schulz
+           iteration (Keller Jordan 2024); embeddings, the head, biases and gains stay with AdamW
 
-Each equals its torch.optim namesake (float64 within rounding, checked in lessons/08_optimizer) under one
-difference in convention: weight decay only touches tensors with ndim >= 2 (matmul weights and embeddings),
-never biases or LayerNorm gains - nanoGPT's rule. torch decays every tensor it is given unless you split
-the parameters into two param groups (one with weight_decay=0.0), which is how the lesson's reference does it.
+Each equals its torch.optim namesake (float64 within rounding, checked in lessons/08_optimizer; Muon
+against torch's code with its bfloat16 cast made a float64 copy) under one difference in convention:
+weight decay only touches tensors with ndim >= 2 (matmul weights and embeddings), never biases or
+LayerNorm gains - nanoGPT's rule. torch decays every tensor it is given unless you split the parameters
+into two param groups (one with weight_decay=0.0), which is how the lesson's reference does it.
 
 Arrays of any float dtype work and keep their dtype (float32 for training, float64 for checks). The step
-reuses one scratch buffer and allocates nothing per iteration (only L2 weight decay in SGD/Adam copies g).
+reuses one scratch buffer and allocates nothing per iteration (only L2 weight decay in SGD/Adam copies g;
+Muon's Newton-Schulz matmuls make new (m, m) and (m, n) arrays).
 
 `state_dict()` is a flat dict of plain ndarrays and numbers ("step", "lr", "exp_avg.wte.weight", ...):
 `np.savez(path, **opt.state_dict())` stores it without pickle, `opt.load_state_dict(dict(np.load(path)))`
@@ -28,6 +32,7 @@ restores it, and the run continues bit for bit.
 
 What this file deliberately does not do: param groups, amsgrad, maximize, sparse gradients, fused kernels,
 or checking gradients for NaN (clip_grad_norm reports a non-finite norm; the trainer decides what to do).
+Muon has no engine and computes in the params' own dtype (torch's runs Newton-Schulz in bfloat16).
 """
 
 from __future__ import annotations
@@ -286,6 +291,102 @@ class AdamW(Adam):
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.1):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+# ---- Muon: orthogonalised updates for the hidden matrices -------------------------------------------
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # Keller Jordan's quintic (a, b, c): steep at 0, not convergent
+
+
+def newton_schulz(G: np.ndarray, steps: int = 5, coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+                  eps: float = 1e-7) -> np.ndarray:
+    """An approximate orthogonalisation of G (m, n): U S' V^T with S' near 1, where G = U S V^T.
+
+    torch.optim.Muon's _zeropower_via_newtonschulz, in G's dtype (torch casts to bfloat16):
+
+        X = G (or G^T when G is tall, so the Gram matrix X X^T is the small one)
+        X = X / max(||X||_F, eps)             every singular value is now <= 1
+        repeat steps times:  A = X X^T;  X = a X + (b A + c A A) X
+                             (each singular value s becomes a s + b s^3 + c s^5)
+
+    Returns a new array shaped like G; G is not changed. It does not compute the exact U V^T (an SVD
+    would): the quintic pushes small singular values up fast and leaves them in about [0.7, 1.2].
+    """
+    if G.ndim != 2:
+        raise ValueError(f"newton_schulz needs a 2-D matrix, got shape {G.shape}")
+    a, b, c = coefficients
+    tall = G.shape[0] > G.shape[1]
+    X = G.T if tall else G                                 # (m, n) with m <= n
+    X = X / max(float(np.linalg.norm(X)), eps)             # (m, n), Frobenius norm >= spectral norm
+    for _ in range(steps):
+        A = X @ X.T                                        # (m, m) Gram matrix
+        B = b * A + c * (A @ A)                            # (m, m)
+        X = a * X + B @ X                                  # (m, n)
+    return X.T if tall else X                              # G's shape
+
+
+class Muon(Optimizer):
+    """Muon (Keller Jordan 2024) for 2-D weight matrices: torch.optim.Muon's update, adjust_lr_fn included.
+
+        buf = momentum * buf + (1 - momentum) * g          a running mean of g (torch's lerp)
+        u   = (1 - momentum) * g + momentum * buf  if nesterov  else  buf
+        O   = newton_schulz(u)                              (m, n) like p, singular values near 1
+        p   = p * (1 - lr * weight_decay)                   decoupled decay with the plain lr
+        p  -= lr * ratio * O        ratio = sqrt(max(1, m / n))   ("original", torch's default)
+                                    ratio = 0.2 * sqrt(max(m, n)) ("match_rms_adamw", Moonshot's)
+
+    ratio reads p's own shape (m, n) as torch reads a Linear weight (out, in). minigpt's Conv1D weights are
+    (in, out), so here the (4C, C) mlp.c_proj gets sqrt(4) = 2, where torch would give its (4C, C) c_fc 2.
+
+    Only for the hidden matrices: a 1-D param is refused (give biases, gains, embeddings and the head to
+    AdamW). No threaded engine: the matmuls already run on BLAS's threads.
+    """
+
+    buffer_names = ("momentum_buffer",)
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, weight_decay: float = 0.1,
+                 momentum: float = 0.95, nesterov: bool = True,
+                 ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS, eps: float = 1e-7,
+                 ns_steps: int = 5, adjust_lr_fn: str | None = None):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+            raise ValueError(f"adjust_lr_fn must be None (= 'original') or 'match_rms_adamw', got "
+                             f"{adjust_lr_fn!r}")
+        if not 0 < ns_steps < 100 or len(ns_coefficients) != 3:
+            raise ValueError(f"need 0 < ns_steps < 100 and three coefficients, got {ns_steps}, "
+                             f"{ns_coefficients}")
+        super().__init__(params, lr, weight_decay)
+        for name, p in self.params.items():
+            if p.ndim != 2:
+                raise ValueError(f"Muon updates 2-D matrices only; {name!r} has shape {p.shape}: give it "
+                                 "(and the embeddings, the head, biases and gains) to AdamW")
+        self.momentum = float(momentum)
+        self.nesterov = nesterov
+        self.ns_coefficients = tuple(float(x) for x in ns_coefficients)
+        self.eps = float(eps)
+        self.ns_steps = int(ns_steps)
+        self.adjust_lr_fn = adjust_lr_fn or "original"
+
+    def lr_ratio(self, shape: tuple[int, ...]) -> float:
+        """torch's _adjust_lr: how much larger than lr the step of a matrix of this shape is."""
+        m, n = shape
+        if self.adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(m, n))
+        return math.sqrt(max(1.0, m / n))
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        self._check(grads)
+        self.t += 1
+        mu = self.momentum
+        for name, p in self.params.items():
+            g = grads[name]                                   # (m, n)
+            buf = self.state["momentum_buffer"][name]         # (m, n)
+            buf *= mu
+            buf += (1.0 - mu) * g                             # buf = mu buf + (1 - mu) g
+            u = (1.0 - mu) * g + mu * buf if self.nesterov else buf   # (m, n)
+            O = newton_schulz(u, self.ns_steps, self.ns_coefficients, self.eps)   # (m, n)
+            p *= 1.0 - self.lr * self.weight_decay            # decoupled decay, with the plain lr
+            p -= (self.lr * self.lr_ratio(p.shape)) * O.astype(p.dtype, copy=False)
 
 
 def cosine_lr(step: int, max_lr: float, warmup_iters: int, decay_iters: int, min_lr: float) -> float:

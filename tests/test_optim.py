@@ -1,7 +1,9 @@
 """minigpt.optim against hand-computed values and properties (torch's trajectories: lesson 08's check)."""
 
 import io
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +311,118 @@ def test_accumulate_averages_micro_batches():
         optim.accumulate(total, copy(m), scale=1 / 3)
     for n in params:
         np.testing.assert_allclose(total[n], want[n], rtol=1e-14)
+
+
+# ---- Muon ---------------------------------------------------------------------------------------------
+# torch.optim.Muon's trajectories (float64, its bfloat16 cast made a float64 copy by the generator) are in
+# lessons/08_optimizer/reference; minigpt matches them to rtol 1e-10, atol 1e-12 (measured: ~1e-13 worst
+# element-wise, on elements near 0; five Newton-Schulz rounds amplify rounding, so 1e-12 would be tight).
+MUON_RTOL, MUON_ATOL = 1e-10, 1e-12
+REF = Path(__file__).resolve().parents[1] / "lessons" / "08_optimizer" / "reference"
+
+
+def load_npz(name):
+    with np.load(REF / name, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def muon_meta():
+    return json.loads((REF / "meta.json").read_text(encoding="utf-8"))["muon"]
+
+
+@pytest.mark.parametrize("case", ["muon", "muon_varied"])
+def test_muon_equals_torchs_trajectory(case):
+    meta = muon_meta()
+    start, want = load_npz("muon_params.npz"), load_npz(f"{case}.npz")
+    names = list(meta["shapes"])
+    params = {n: start[f"param.{n}"].copy() for n in names}
+    opt = optim.Muon(params, lr=float(start["lr"][0]), **meta["cases"][case])
+    for t in range(meta["steps"]):
+        opt.lr = float(start["lr"][t])
+        opt.step({n: start[f"grad.{n}"][t] for n in names})
+        for n in names:
+            np.testing.assert_allclose(params[n], want[f"param.{n}"][t], rtol=MUON_RTOL, atol=MUON_ATOL,
+                                       err_msg=f"{n} after step {t + 1}")
+    for n in names:
+        np.testing.assert_allclose(opt.state["momentum_buffer"][n], want[f"momentum_buffer.{n}"],
+                                   rtol=MUON_RTOL, atol=MUON_ATOL)
+
+
+def test_newton_schulz_equals_torchs_and_leaves_g_alone():
+    ref = load_npz("newton_schulz.npz")
+    for key in [k for k in ref if k.startswith("G.")]:
+        G = ref[key].copy()
+        out = optim.newton_schulz(G)
+        assert out.shape == G.shape and np.array_equal(G, ref[key])
+        np.testing.assert_allclose(out, ref[f"O.{key[2:]}"], rtol=MUON_RTOL, atol=MUON_ATOL, err_msg=key)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (8, 40), (40, 8)])
+def test_newton_schulz_output_has_singular_values_near_one(shape):
+    """Not U V^T exactly: the quintic squeezes two decades of singular values into a band around 1 ...
+
+    ... but only so many: after dividing by ||G||_F, five rounds raise a small s by at most about
+    a^5 = 485, so a direction 1e-6 below the largest stays small (noise, in a gradient)."""
+    rng = np.random.default_rng(3)
+    U, _ = np.linalg.qr(rng.standard_normal((shape[0], shape[0])))     # (m, m) orthogonal
+    V, _ = np.linalg.qr(rng.standard_normal((shape[1], shape[1])))     # (n, n) orthogonal
+    k = min(shape)
+    s = np.logspace(-1, 1, k)                                          # two decades, 0.1 .. 10
+    G = U[:, :k] @ np.diag(s) @ V[:, :k].T                             # (m, n)
+    after = np.linalg.svd(optim.newton_schulz(G), compute_uv=False)   # (k,) descending
+    assert s.max() / s.min() == pytest.approx(1e2)
+    assert 0.6 < after.min() and after.max() < 1.25, after             # spread 100 -> under 2
+    s[0] = 1e-5                                                        # one direction far below the rest
+    G = U[:, :k] @ np.diag(s) @ V[:, :k].T                             # (m, n)
+    after = np.linalg.svd(optim.newton_schulz(G), compute_uv=False)
+    assert after.min() < 1e-2, after
+
+
+def test_newton_schulz_of_zero_is_zero_and_of_a_tall_matrix_is_the_transpose_of_its_wide_one():
+    assert not np.any(optim.newton_schulz(np.zeros((3, 5))))
+    G = np.random.default_rng(4).standard_normal((9, 4))
+    np.testing.assert_allclose(optim.newton_schulz(G), optim.newton_schulz(G.T.copy()).T, rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_muon_refuses_non_matrix_params_and_says_where_they_go():
+    params = make_params()
+    with pytest.raises(ValueError, match="2-D.*h.0.ln_1.weight.*AdamW"):
+        optim.Muon(params)
+    with pytest.raises(ValueError, match="2-D"):
+        optim.newton_schulz(np.ones(3))
+    with pytest.raises(ValueError, match="adjust_lr_fn"):
+        optim.Muon({"w": np.ones((2, 3))}, adjust_lr_fn="spectral")
+
+
+def test_muon_lr_ratio_reads_the_arrays_shape_like_torch():
+    opt = optim.Muon({"wide": np.ones((6, 18)), "tall": np.ones((24, 6))})
+    assert opt.lr_ratio((6, 18)) == 1.0 and opt.lr_ratio((24, 6)) == 2.0
+    assert optim.Muon({"w": np.ones((4, 9))}, adjust_lr_fn="match_rms_adamw").lr_ratio((4, 9)) == \
+        pytest.approx(0.2 * 3.0, rel=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_muon_state_round_trip_through_npz_continues_bit_for_bit(dtype):
+    rng = np.random.default_rng(5)
+    shapes = {"h.0.attn.c_attn.weight": (4, 12), "h.0.mlp.c_proj.weight": (16, 4)}
+    straight = {n: rng.standard_normal(s).astype(dtype) for n, s in shapes.items()}
+    grads = [{n: rng.standard_normal(s).astype(dtype) for n, s in shapes.items()} for _ in range(6)]
+    opt = optim.Muon(straight, lr=0.02)
+    for s in range(6):
+        opt.step(grads[s])
+        if s == 2:
+            buf = io.BytesIO()
+            np.savez(buf, **opt.state_dict())
+            saved = copy(straight)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        state = {k: z[k] for k in z.files}
+    assert sorted(state) == ["lr", "momentum_buffer.h.0.attn.c_attn.weight",
+                             "momentum_buffer.h.0.mlp.c_proj.weight", "step"]
+    opt2 = optim.Muon(saved, lr=0.0)
+    opt2.load_state_dict(state)
+    for s in range(3, 6):
+        opt2.step(grads[s])
+    for n in straight:
+        assert saved[n].dtype == dtype and np.array_equal(saved[n], straight[n]), n

@@ -1,4 +1,4 @@
-"""Lesson 08's checks: SGD, momentum, Adam, AdamW, cosine_lr and clip_grad_norm against torch's references.
+"""Lesson 08's checks: SGD, momentum, Adam, AdamW, cosine_lr, clip_grad_norm, Muon against torch's references.
 
 Every optimizer case starts from the same float64 params (GPT-2 names, 2-D weights and 1-D biases and
 gains), takes 25 steps with stored gradients and a changing lr, and is compared after every step with
@@ -7,6 +7,12 @@ torch.optim's trajectory (weight decay only on ndim >= 2, via two param groups i
 Tolerance: rtol 1e-12, atol 1e-14 in float64. A correct implementation differs from torch only by
 rounding (a few units in the last place; torch uses lerp and fused multiply-adds), so 1e-12 leaves room
 for a different but honest order of operations and none for a missing term.
+
+Muon (steps 8 and 9): torch's Newton-Schulz on five matrices (square, wide, tall, one below eps, zero) and
+torch.optim.Muon's 10-step trajectories on a square, a wide and a tall matrix, all in float64 (the
+generator makes torch's bfloat16 cast a float64 copy). Tolerance: rtol 1e-10, atol 1e-12 - five rounds of
+matrix products amplify rounding (minigpt lands ~1e-13 from torch), and Keller Jordan's "+ eps" in place of
+torch's clamp already moves the result by ~1e-8.
 
 What it does not check: speed, float32 against torch (only that float32 stays float32 and agrees with
 float64 to float32 precision).
@@ -23,6 +29,7 @@ from minigpt.course.grader import Grader, Step, load_reference
 
 IMPL = "minigpt.optim"
 RTOL, ATOL = 1e-12, 1e-14
+MUON_RTOL, MUON_ATOL = 1e-10, 1e-12
 
 
 def _start(ref: dict, names: list[str], dtype=np.float64) -> dict[str, np.ndarray]:
@@ -169,6 +176,66 @@ def _clip(impl, g) -> None:
                f"returned {total}")
 
 
+def _ns_pitfall(got: np.ndarray, want: np.ndarray, G: np.ndarray, eps: float) -> str:
+    """Which Newton-Schulz bug a wrong output looks like (a key of hints.toml's pitfalls)."""
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != want.shape:
+        return "ns_shape"
+    with np.errstate(all="ignore"):
+        ratio = np.linalg.norm(got) / max(np.linalg.norm(want), 1e-300)
+        off = np.abs(got - want).max() / max(np.abs(want).max(), 1e-300)
+    if not np.isfinite(ratio) or not 0.5 < ratio < 2.0:
+        return "ns_normalise"                  # sizes far off: the input was not scaled into the basin
+    if off < 1e-5 or np.linalg.norm(G) < eps:
+        return "ns_eps"                        # right but for a hair, or wrong only below eps: eps added
+    return "ns_iteration"
+
+
+def _newton_schulz(impl, g) -> None:
+    ref = load_reference(__file__, "newton_schulz.npz")
+    for name in [k[2:] for k in ref if k.startswith("G.")]:
+        G, want = ref[f"G.{name}"], ref[f"O.{name}"]
+        m, n = G.shape
+        kind = "square" if m == n else "wide" if m < n else "tall"
+        scale = f"||G||_F = {np.linalg.norm(G):.2g}"
+        with g.case(f"newton_schulz(G) [{name}: ({m}, {n}) {kind}, {scale}]"):
+            mine = G.copy()
+            got = impl.newton_schulz(mine)
+            g.close("O, after 5 steps of the quintic", got, want, rtol=MUON_RTOL, atol=MUON_ATOL,
+                    pitfall=_ns_pitfall(got, want, G, eps=1e-7))
+            same = np.array_equal(mine, G)
+            g.true("G is left unchanged", same, "" if same else "newton_schulz changed its argument",
+                   pitfall="ns_inplace")
+    with g.case("newton_schulz refuses a 1-D array"), g.raises("ValueError for shape (4,)", ValueError):
+        impl.newton_schulz(np.ones(4))
+
+
+def _muon(impl, g) -> None:
+    meta = load_reference(__file__, "meta.json")["muon"]
+    start = load_reference(__file__, "muon_params.npz")
+    names = list(meta["shapes"])
+    steps = meta["steps"]
+    for case, kwargs in meta["cases"].items():
+        want = load_reference(__file__, f"{case}.npz")
+        desc = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "torch's defaults"
+        with g.case(f"Muon [{case}: {desc}]", pitfall="muon_update"):
+            params = _start(start, names)
+            opt = impl.Muon(params, lr=float(start["lr"][0]), **kwargs)
+            history = _steps(opt, params, start, names, range(steps))
+            for name in names:
+                m, n = meta["shapes"][name]
+                kind = "square" if m == n else "wide" if m < n else "tall"
+                got = np.stack([h[name] for h in history])                    # (S, m, n)
+                before = np.broadcast_to(start[f"param.{name}"], got.shape)
+                g.close(f"{name} ({m}, {n}) {kind}, after each of {steps} steps", got, want[f"param.{name}"],
+                        rtol=MUON_RTOL, atol=MUON_ATOL, initial=before,
+                        pitfall=None if kind == "square" else "adjust_lr")
+            g.close(f"state momentum_buffer after {steps} steps",
+                    _flat([opt.state["momentum_buffer"][n] for n in names]),
+                    _flat([want[f"momentum_buffer.{n}"] for n in names]), rtol=MUON_RTOL, atol=MUON_ATOL,
+                    pitfall="muon_momentum")
+
+
 STEPS = [
     Step(1, "plain SGD (and its L2 penalty)", ("SGD.step",), _sgd),
     Step(2, "momentum and Nesterov", ("SGD.step",), _momentum),
@@ -177,4 +244,6 @@ STEPS = [
     Step(5, "save and resume", ("Optimizer.state_dict", "Optimizer.load_state_dict"), _resume),
     Step(6, "the cosine schedule with warm-up", ("cosine_lr",), _cosine),
     Step(7, "clipping by the global norm", ("clip_grad_norm",), _clip),
+    Step(8, "Muon: Newton-Schulz orthogonalisation", ("newton_schulz",), _newton_schulz),
+    Step(9, "Muon: the update", ("Muon.step",), _muon),
 ]

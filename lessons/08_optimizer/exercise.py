@@ -1,4 +1,4 @@
-"""Lesson 08 exercise: write the optimizers, the schedule and clipping yourself, in seven steps.
+"""Lesson 08 exercise: write the optimizers, the schedule and clipping yourself, in nine steps.
 
     step 1  SGD.step (momentum=0)                           plain SGD, and its L2 penalty
     step 2  SGD.step (momentum > 0, nesterov)               momentum, torch's convention
@@ -7,13 +7,16 @@
     step 5  Optimizer.state_dict, .load_state_dict          save and resume
     step 6  cosine_lr                                       nanoGPT's schedule
     step 7  clip_grad_norm                                  clipping by the global norm
+    step 8  newton_schulz                                   Muon's orthogonalisation of a matrix
+    step 9  Muon.step                                       Muon: momentum, orthogonalise, decay, step
 
     minigpt lesson check 08 --impl lessons/08_optimizer/exercise.py [--step K]
     minigpt lesson hint 08 K          # the first hint nudges, the last nearly gives it away
 
 The bookkeeping (storing hyperparameters, creating zero state buffers, checking grads) is given; the
 update rules, the schedule, clipping and the checkpoint format are yours. Each step is graded against
-torch.optim's trajectory over 25 steps with a changing lr (rtol 1e-12).
+torch.optim's trajectory over 25 steps with a changing lr (rtol 1e-12); Muon's steps against torch's
+Newton-Schulz and 10 steps of torch.optim.Muon, in float64 (rtol 1e-10).
 
 Rules the check expects (see README.md): update the params' arrays in place (the caller's dict holds the
 same arrays); apply weight decay only to arrays with ndim >= 2; keep each array's dtype.
@@ -21,7 +24,7 @@ same arrays); apply weight decay only to arrays with ndim >= 2; keep each array'
 
 from __future__ import annotations
 
-import math  # noqa: F401 - you will want math.cos, math.pi, math.sqrt
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -132,3 +135,56 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     clipping. If it is not finite, return it and leave the grads alone.   (step 7)
     """
     raise NotImplementedError("step 7 not started: clip_grad_norm")
+
+
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch's (Keller Jordan's) quintic coefficients (a, b, c)
+
+
+def newton_schulz(G: np.ndarray, steps: int = 5, coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+                  eps: float = 1e-7) -> np.ndarray:
+    """Approximately orthogonalise G (m, n): return an (m, n) array with G's singular vectors and singular
+    values near 1, as torch.optim.Muon's Newton-Schulz iteration does (in float64 here).   (step 8)
+
+    Scale G first so the iteration converges (an eps keeps a zero G finite - torch clamps the scale's
+    divisor at eps, it does not add eps), then apply the quintic (a, b, c) = coefficients `steps` times.
+    Work on the wide orientation (transpose a tall G, and transpose back). Return a new array; G must not
+    change. A 1-D G raises ValueError. Graded on square, wide, tall, below-eps and zero matrices.
+    """
+    raise NotImplementedError("step 8 not started: newton_schulz")
+
+
+class Muon(Optimizer):
+    """torch.optim.Muon for 2-D matrices (Keller Jordan 2024): a momentum buffer that is a running mean of
+    the gradients (torch's lerp), an optionally Nesterov look-ahead, newton_schulz of that, decoupled weight
+    decay with the plain lr, then a step of lr * lr_ratio(p.shape) along the orthogonalised matrix. Step 9.
+
+    The bookkeeping and torch's lr adjustment (a convention, not a derivation) are given.
+    """
+
+    buffer_names = ("momentum_buffer",)
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, weight_decay: float = 0.1,
+                 momentum: float = 0.95, nesterov: bool = True,
+                 ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS, eps: float = 1e-7,
+                 ns_steps: int = 5, adjust_lr_fn: str | None = None):
+        super().__init__(params, lr, weight_decay)
+        for name, p in self.params.items():
+            if p.ndim != 2:
+                raise ValueError(f"Muon updates 2-D matrices only; {name!r} has shape {p.shape}: use AdamW")
+        self.momentum = float(momentum)
+        self.nesterov = nesterov
+        self.ns_coefficients = ns_coefficients
+        self.eps = float(eps)
+        self.ns_steps = int(ns_steps)
+        self.adjust_lr_fn = adjust_lr_fn or "original"
+
+    def lr_ratio(self, shape: tuple[int, ...]) -> float:
+        """torch's _adjust_lr: Keller Jordan's sqrt(max(1, m / n)), or Moonshot's 0.2 sqrt(max(m, n))."""
+        m, n = shape
+        if self.adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(m, n))
+        return math.sqrt(max(1.0, m / n))
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        """One Muon update of every matrix, in place; state in self.state["momentum_buffer"].   (step 9)"""
+        raise NotImplementedError("step 9 not started: Muon.step")

@@ -10,11 +10,19 @@ What it writes to reference/:
                    final state buffers (exp_avg.<name>, exp_avg_sq.<name> or momentum_buffer.<name>)
   clip.npz         gradient sets before and after torch's clip_grad_norm_, with the returned norms
   cosine.npz       nanoGPT's cosine schedule written out below in plain Python, at many steps
+  muon_params.npz  Muon's own start: three 2-D matrices (square, wide, tall), gradients and lrs as above
+  muon.npz, muon_varied.npz   torch.optim.Muon's params after every step and its final momentum_buffer
+  newton_schulz.npz           G.<name> and O.<name> = torch's _zeropower_via_newtonschulz(G), 5 steps
   meta.json        versions, seed, shapes, and every case's hyperparameters (check.py reads them from here)
 
 Weight decay follows nanoGPT: two param groups, tensors with ndim >= 2 decayed, the rest with
 weight_decay=0.0 (torch itself would decay every tensor it is given). Everything is float64, foreach=False
 (torch's per-tensor loop, its default on CPU).
+
+Muon: torch's Newton-Schulz casts its input to bfloat16 (a GPU speed choice, ~3 significant digits). For a
+float64 reference, full_precision_newton_schulz() makes that one cast a float64 copy while torch's own code
+runs; everything else is torch.optim.Muon as shipped. The script also runs the shipped bfloat16 version
+and stores in meta.json how far it lands from the float64 one (so the patch is seen to change only rounding).
 
 What it does not do: use minigpt, or store anything but numbers (no pickle).
 """
@@ -24,12 +32,15 @@ from __future__ import annotations
 import json
 import math
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 try:
     import torch
+    from torch.optim._muon import _zeropower_via_newtonschulz  # torch's own iteration (a private name)
 except ImportError as exc:  # the references ship with the repository; this is only for regenerating them
     raise SystemExit("make_reference.py needs PyTorch: pip install -e '.[reference]'") from exc
 
@@ -60,6 +71,94 @@ CLIP = [  # (name, max_norm, gradient scale): clipped hard (x0.03), slightly (x0
     ("small", 100.0, 0.5),
 ]
 COSINE = {"max_lr": 1e-3, "warmup_iters": 10, "decay_iters": 100, "min_lr": 1e-4}
+MUON_STEPS = 10
+MUON_SHAPES = {  # minigpt's Conv1D layout (in, out) with C = 6: a square, a wide and a tall hidden matrix
+    "h.0.attn.c_proj.weight": (6, 6),
+    "h.0.attn.c_attn.weight": (6, 18),
+    "h.0.mlp.c_proj.weight": (24, 6),
+}
+MUON_CASES = {  # torch.optim.Muon's keyword arguments (it decays every matrix it is given)
+    "muon": {},  # torch's defaults: weight_decay 0.1, momentum 0.95, nesterov, adjust_lr_fn None
+    "muon_varied": {"weight_decay": 0.05, "momentum": 0.9, "nesterov": False,
+                    "adjust_lr_fn": "match_rms_adamw"},
+}
+NS = (3.4445, -4.775, 2.0315)  # torch's (and Keller Jordan's) default quintic coefficients
+NS_EXTRA = {  # more Newton-Schulz inputs: below eps (the clamp acts), and zero (no NaN)
+    "tiny": (5, 8, 1e-9),
+    "zero": (4, 3, 0.0),
+}
+
+
+@contextmanager
+def full_precision_newton_schulz() -> Iterator[None]:
+    """Inside: Tensor.bfloat16() returns a copy in the tensor's own dtype, so torch's Muon runs in float64."""
+    original = torch.Tensor.bfloat16
+    torch.Tensor.bfloat16 = lambda self, memory_format=torch.preserve_format: self.clone(
+        memory_format=memory_format)
+    try:
+        yield
+    finally:
+        torch.Tensor.bfloat16 = original
+
+
+def run_muon(start: dict, grads: dict, lrs: list[float], kwargs: dict) -> tuple[dict, dict]:
+    """torch.optim.Muon for MUON_STEPS steps: the params after every step, and the final state."""
+    params = {n: p.clone().requires_grad_(True) for n, p in start.items()}
+    opt = torch.optim.Muon(list(params.values()), lr=lrs[0], **kwargs)
+    history = {n: [] for n in params}
+    for t in range(MUON_STEPS):
+        for group in opt.param_groups:
+            group["lr"] = lrs[t]
+        for n, p in params.items():
+            p.grad = grads[n][t].clone()
+        opt.step()
+        for n, p in params.items():
+            history[n].append(p.detach().clone().numpy())
+    arrays = {f"param.{n}": np.stack(h) for n, h in history.items()}
+    state = {f"momentum_buffer.{n}": opt.state[p]["momentum_buffer"].numpy() for n, p in params.items()}
+    return arrays, state
+
+
+def muon_references(gen: torch.Generator) -> dict:
+    """Write muon_params.npz, muon*.npz and newton_schulz.npz; return what meta.json says about them."""
+
+    start = {n: torch.randn(s, generator=gen, dtype=torch.float64) * 0.2 for n, s in MUON_SHAPES.items()}
+    grads = {n: torch.randn((MUON_STEPS, *s), generator=gen, dtype=torch.float64) * (0.5 + i)
+             for i, (n, s) in enumerate(MUON_SHAPES.items())}
+    lrs = [2e-2 * (0.5 + 0.5 * math.cos(math.pi * t / MUON_STEPS)) + 1e-3 * (t % 3)
+           for t in range(MUON_STEPS)]
+    np.savez(OUT / "muon_params.npz", lr=np.array(lrs),
+             **{f"param.{n}": p.numpy() for n, p in start.items()},
+             **{f"grad.{n}": g.numpy() for n, g in grads.items()})
+    bf16_gap = {}
+    for case, kwargs in MUON_CASES.items():
+        with full_precision_newton_schulz():
+            arrays, state = run_muon(start, grads, lrs, kwargs)
+        np.savez(OUT / f"{case}.npz", **arrays, **state)
+        shipped, _ = run_muon(start, grads, lrs, kwargs)  # torch as shipped: Newton-Schulz in bfloat16
+        moved = np.concatenate([(arrays[k][-1] - start[k[6:]].numpy()).ravel() for k in arrays])
+        gap = np.concatenate([(shipped[k][-1] - arrays[k][-1]).ravel() for k in arrays])
+        bf16_gap[case] = float(np.linalg.norm(gap) / np.linalg.norm(moved))
+
+    ns = {}
+    inputs = {n: grads[n][0] for n in MUON_SHAPES}
+    for name, (m, n, scale) in NS_EXTRA.items():
+        inputs[name] = torch.randn((m, n), generator=gen, dtype=torch.float64) * scale
+    for name, G in inputs.items():
+        with full_precision_newton_schulz():
+            O = _zeropower_via_newtonschulz(G, NS, 5, 1e-7)
+        ns[f"G.{name}"] = G.numpy()
+        ns[f"O.{name}"] = O.numpy()
+    np.savez(OUT / "newton_schulz.npz", **ns)
+    return {
+        "steps": MUON_STEPS, "shapes": {n: list(s) for n, s in MUON_SHAPES.items()},
+        "cases": MUON_CASES,
+        "newton_schulz": {"inputs": list(inputs), "coefficients": list(NS), "steps": 5, "eps": 1e-7},
+        "precision": "torch's bfloat16 cast in _zeropower_via_newtonschulz replaced by a float64 copy",
+        "bf16_vs_float64": {c: f"{v:.2e}" for c, v in bf16_gap.items()},
+        "bf16_vs_float64_means": "||shipped bfloat16 run - float64 run|| / ||float64 run's total move||, "
+                                 "after the last step",
+    }
 
 
 def nanogpt_lr(it: int, learning_rate: float, warmup_iters: int, lr_decay_iters: int, min_lr: float) -> float:
@@ -127,6 +226,8 @@ def main() -> None:
                                   COSINE["min_lr"]) for s in steps])
     np.savez(OUT / "cosine.npz", step=steps, lr=values)
 
+    muon = muon_references(gen)
+
     meta = {
         "generator": "lessons/08_optimizer/make_reference.py",
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
@@ -137,6 +238,7 @@ def main() -> None:
         "clip": [{"name": n, "max_norm": m, "scale": s} for n, m, s in CLIP],
         "cosine": COSINE,
         "cosine_formula": "nanoGPT train.py get_lr since commit dc81cb3: warm-up lr*(it+1)/(warmup+1)",
+        "muon": muon,
     }
     (OUT / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     total = sum(p.stat().st_size for p in OUT.iterdir())
