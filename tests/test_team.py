@@ -306,3 +306,26 @@ def test_a_non_finite_step_changes_nothing_and_other_optimizers_are_refused():
         assert all(np.array_equal(p, before[n], equal_nan=True) for n, p in model.params.items())
         with pytest.raises(ValueError, match="adopted"):
             team.step(optim.AdamW(model.params), *batch(4), grad_clip=1.0)
+
+
+def test_gradient_accumulation_with_a_team_equals_it_without(env, monkeypatch):  # noqa: F811
+    """grad_accum 2: the team computes each micro-batch's gradients (and adopts no optimizer); the parent
+    adds them up, clips and steps: the same weights as in one process after 6 steps, to 1e-10 in float64
+    (the rounding differences of each step's gradients, carried through AdamW's division by sqrt(v))."""
+    monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
+    monkeypatch.setattr(loop, "n_threads", lambda: 2)
+    cfg = smoke(max_iters=6, dtype="float64", dropout=0.0, grad_accum=2, log_interval=1)
+    adopted = []
+    monkeypatch.setattr(Team, "adopt", lambda *a: adopted.append(1))
+    loop.train(cfg, env / "accum_team", progress=False, sample=False, log=quiet)
+    with engines.disabled():
+        loop.train(cfg, env / "accum_off", progress=False, sample=False, log=quiet)
+    assert not adopted
+    a, b = (checkpoint_params(env / name / "last") for name in ("accum_team", "accum_off"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def checkpoint_params(folder):
+    from minigpt.files import checkpoint
+    return checkpoint.load(folder).model.params
