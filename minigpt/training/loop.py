@@ -338,7 +338,11 @@ def team_for(cfg: TrainConfig, run: Run, comm: Comm, log=print) -> Team | None:
         log(f"engines: the step's worker processes did not start ({error}); stepping in this process")
         return None
     if type(run.opt) in (optim.Adam, optim.AdamW) and cfg.grad_accum == 1:
-        team.adopt(run.model.params, run.opt)               # clipping and AdamW on the workers too
+        try:
+            team.adopt(run.model.params, run.opt)           # clipping and AdamW on the workers too
+        except BaseException:
+            team.close()
+            raise
     log(f"engines: each step's batch is split over {team.n_workers} worker processes "
         "(minigpt/parallel/team.py; MINIGPT_ENGINES=0 steps in this process)")
     return team
