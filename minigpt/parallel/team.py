@@ -206,7 +206,7 @@ class Team:
                 targets = np.ndarray((n,), np.int64, buffer=self._buf, offset=regions["targets"])
                 command = [sys.executable, "-m", "minigpt.parallel.team", json.dumps(spec | {"worker": i})]
                 proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        env=_worker_env(), **_OWN_SESSION)
+                                        env=_worker_env(), cwd=_ROOT, **_OWN_SESSION)
                 self.workers.append(_Worker(proc, ids, targets, _views(self._buf, regions["grads"], config,
                                                                         self.dtype)))
             for w in self.workers:
@@ -376,13 +376,15 @@ class Team:
             self.close()
 
 
+_ROOT = str(Path(__file__).resolve().parents[2])   # the folder holding this minigpt package
+
+
 def _worker_env() -> dict[str, str]:
-    """The parent's environment, one BLAS thread, and minigpt importable the way the parent imported it."""
-    root = str(Path(__file__).resolve().parents[2])
+    """The parent's environment, one BLAS thread, and this very minigpt first on the path. (The worker also
+    starts in _ROOT: `python -m` puts the current folder first, which could hold another minigpt.)"""
     path = os.environ.get("PYTHONPATH", "")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=root + (os.pathsep + path if path else ""))
-    return env
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                PYTHONPATH=_ROOT + (os.pathsep + path if path else ""))
 
 
 # ---- the worker's side ------------------------------------------------------------------------------------
