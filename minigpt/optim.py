@@ -15,6 +15,7 @@ The chapter's progression, each a small class with the same shape:
     AdamW  Adam with the weight decay taken out of the gradient (Loshchilov & Hutter)
     Muon   for 2-D hidden matrices only: momentum, then the update orthogonalised by a Newton-Schulz
            iteration (Keller Jordan 2024); embeddings, the head, biases and gains stay with AdamW
+    MuonAdamW  that pairing behind one optimizer's surface: what `minigpt train --optimizer muon` uses
 
 Each equals its torch.optim namesake (float64 within rounding, checked in lessons/08_optimizer; Muon
 against torch's code with its bfloat16 cast made a float64 copy) under one difference in convention:
@@ -387,6 +388,65 @@ class Muon(Optimizer):
             O = newton_schulz(u, self.ns_steps, self.ns_coefficients, self.eps)   # (m, n)
             p *= 1.0 - self.lr * self.weight_decay            # decoupled decay, with the plain lr
             p -= (self.lr * self.lr_ratio(p.shape)) * O.astype(p.dtype, copy=False)
+
+
+class MuonAdamW:
+    """The usual pairing: Muon for the blocks' 2-D weights ("h.<i>.*" matrices), AdamW for the rest (the
+    embeddings, the head tied to wte, biases and gains), behind one optimizer's surface (lr, t, step,
+    state_dict, load_state_dict) so the trainer treats it like AdamW.
+
+    One schedule drives both: the trainer sets opt.lr = cosine_lr(...) (peak lr), AdamW takes it as is and
+    Muon takes it times muon_lr / lr, so Muon's peak is muon_lr and both warm up and decay together. Weight
+    decay is the same setting for both (decoupled, with each one's own lr). The state is the two
+    optimizers' buffers side by side ("exp_avg.<name>", "exp_avg_sq.<name>" for AdamW's parameters,
+    "momentum_buffer.<name>" for Muon's), "step" and "lr" once: a checkpoint stores it like AdamW's.
+    """
+
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 6e-3, muon_lr: float = 0.05,
+                 betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.1,
+                 momentum: float = 0.95):
+        if lr <= 0.0 or muon_lr < 0.0:
+            raise ValueError(f"MuonAdamW needs lr > 0 (Muon's lr is scaled from it) and muon_lr >= 0, got "
+                             f"{lr}, {muon_lr}")
+        self.params = dict(params)
+        hidden = {n: p for n, p in self.params.items() if n.startswith("h.") and p.ndim == 2}
+        if not hidden:
+            raise ValueError("MuonAdamW found no hidden matrices (parameters named h.<i>.* with 2 dims)")
+        rest = {n: p for n, p in self.params.items() if n not in hidden}
+        self.muon = Muon(hidden, lr=muon_lr, weight_decay=weight_decay, momentum=momentum)
+        self.adamw = AdamW(rest, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        self.muon_scale = muon_lr / lr                        # Muon's lr per unit of the schedule's lr
+
+    @property
+    def lr(self) -> float:
+        return self.adamw.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.adamw.lr = float(value)
+        self.muon.lr = float(value) * self.muon_scale
+
+    @property
+    def t(self) -> int:
+        return self.adamw.t
+
+    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+        if grads.keys() != self.params.keys():
+            raise KeyError(f"grads must have exactly the params' names ({len(grads)} for {len(self.params)})")
+        self.muon.step({n: grads[n] for n in self.muon.params})
+        self.adamw.step({n: grads[n] for n in self.adamw.params})
+
+    def state_dict(self) -> dict[str, np.ndarray | int | float]:
+        muon, adamw = self.muon.state_dict(), self.adamw.state_dict()
+        return {**{k: v for k, v in muon.items() if k not in ("step", "lr")}, **adamw}
+
+    def load_state_dict(self, d: Mapping[str, np.ndarray | int | float]) -> None:
+        """Restore what state_dict() returned: each optimizer its own buffers, the step and lr for both.
+        AdamW's load checks its part first: an AdamW-only state (from a run without Muon) is refused there."""
+        mine = {f"{k}.{n}" for k in self.muon.buffer_names for n in self.muon.params}
+        self.adamw.load_state_dict({k: v for k, v in d.items() if k not in mine})
+        self.muon.load_state_dict({k: d[k] for k in mine if k in d}
+                                  | {"step": d["step"], "lr": float(np.asarray(d["lr"])) * self.muon_scale})
 
 
 def cosine_lr(step: int, max_lr: float, warmup_iters: int, decay_iters: int, min_lr: float) -> float:

@@ -426,3 +426,37 @@ def test_muon_state_round_trip_through_npz_continues_bit_for_bit(dtype):
         opt2.step(grads[s])
     for n in straight:
         assert saved[n].dtype == dtype and np.array_equal(saved[n], straight[n]), n
+
+
+# ---- MuonAdamW: the pairing the trainer uses with --optimizer muon -----------------------------------------
+def test_muon_adamw_is_muon_on_the_blocks_matrices_and_adamw_on_the_rest():
+    """Bit for bit the two optimizers stepped side by side, Muon's lr the schedule's times muon_lr / lr;
+    its state round-trips and an AdamW-only state is refused."""
+    from minigpt.model import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    ours, theirs = (GPT(cfg, seed=3, dtype=np.float64).params for _ in range(2))
+    pair = optim.MuonAdamW(ours, lr=6e-3, muon_lr=0.05, weight_decay=0.1)
+    hidden = {n: p for n, p in theirs.items() if n.startswith("h.") and p.ndim == 2}
+    muon = optim.Muon(hidden, lr=0.05, weight_decay=0.1)
+    adamw = optim.AdamW({n: p for n, p in theirs.items() if n not in hidden}, lr=6e-3, weight_decay=0.1)
+    assert set(pair.muon.params) == set(hidden) and "wte.weight" in pair.adamw.params
+    rng = np.random.default_rng(0)
+    for it in range(4):
+        grads = {n: rng.standard_normal(p.shape) for n, p in ours.items()}
+        lr = optim.cosine_lr(it, 6e-3, 1, 4, 1e-5)
+        pair.lr, adamw.lr, muon.lr = lr, lr, lr * 0.05 / 6e-3
+        pair.step(grads)
+        muon.step({n: grads[n] for n in hidden})
+        adamw.step({n: grads[n] for n in adamw.params})
+    for name, p in ours.items():
+        assert np.array_equal(p, theirs[name]), name
+    again = optim.MuonAdamW(GPT(cfg, seed=3, dtype=np.float64).params, lr=6e-3, muon_lr=0.05)
+    again.load_state_dict(pair.state_dict())
+    assert again.t == 4 and again.lr == pair.lr and again.muon.lr == pair.muon.lr
+    for key, value in pair.state_dict().items():
+        assert np.array_equal(again.state_dict()[key], value), key
+    with pytest.raises(KeyError, match="another optimizer"):
+        again.load_state_dict(optim.AdamW(GPT(cfg).params).state_dict())
+    with pytest.raises(ValueError, match="lr > 0"):
+        optim.MuonAdamW(ours, lr=0.0)

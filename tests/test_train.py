@@ -426,3 +426,28 @@ def test_both_option_spellings_everywhere():
     assert (c.max_examples, c.max_tokens) == (4, 9)
     d = parser.parse_args(["finetune", "--init_from", "x", "--task", "t", "--max-iters", "3"])
     assert d.init_from == "x" and d.set_max_iters == "3"
+
+
+def test_optimizer_muon_trains_and_resumes_bit_exact(env):
+    """--optimizer muon: Muon on the blocks' matrices beside AdamW; its momentum buffers go into the
+    checkpoint, a split run equals a whole one bit for bit, and an AdamW run cannot resume as Muon."""
+    cfg = dict(max_iters=12, dtype="float64", optimizer="muon", muon_lr=0.02, checkpoint_interval=4)
+    run(smoke(**cfg), env / "muon_whole")
+    run(smoke(**{**cfg, "max_iters": 5}), env / "muon_parts")
+    run(smoke(**cfg), env / "muon_parts", resume=True)
+    assert_same_run(env / "muon_parts" / "last", env / "muon_whole" / "last")
+    saved = checkpoint.load(env / "muon_whole" / "last")
+    assert any(k.startswith("momentum_buffer.h.0.") for k in saved.optimizer)
+    assert saved.state["train_config"]["optimizer"] == "muon"
+    run(smoke(max_iters=4), env / "adamw_run")
+    saved_cfg = checkpoint.load(env / "adamw_run" / "last").state["train_config"]
+    with pytest.raises(ValueError, match="cannot change on resume"):
+        train_config.resume_config(saved_cfg, {"optimizer": "muon"})
+
+
+@pytest.mark.parametrize("changes, message", [({"optimizer": "sgd"}, "adamw or muon"),
+                                              ({"optimizer": "muon", "zero": 1}, "zero 0"),
+                                              ({"optimizer": "muon", "muon_lr": -1.0}, "muon_lr")])
+def test_the_optimizer_setting_is_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)

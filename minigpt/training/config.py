@@ -59,6 +59,9 @@ class TrainConfig:
     grad_clip: float = 1.0             # 0 = no clipping
     zero: int = 0                      # 1 = ZeRO-1 under mpiexec: each rank keeps AdamW's moments of 1/N of
                                        # the parameters (minigpt/parallel/zero.py); same result as 0
+    optimizer: str = "adamw"           # "muon": Muon on the blocks' 2-D weights, AdamW on the rest
+                                       # (optim.MuonAdamW, lesson 08); lr drives both, Muon's peak is muon_lr
+    muon_lr: float = 0.05              # Muon's peak learning rate (optimizer "muon" only)
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -91,7 +94,7 @@ class TrainConfig:
                   ("checkpoint_interval", 1, BIG), ("patience", 0, BIG), ("sample_tokens", 0, BIG),
                   ("top_k", 0, BIG), ("dropout", 0.0, 0.999), ("lr", 0.0, 10.0), ("min_lr", 0.0, 10.0),
                   ("beta1", 0.0, 0.999999), ("beta2", 0.0, 0.999999), ("weight_decay", 0.0, 10.0),
-                  ("grad_clip", 0.0, 1e6), ("temperature", 0.0, 1e3), ("zero", 0, 1)]
+                  ("grad_clip", 0.0, 1e6), ("temperature", 0.0, 1e3), ("zero", 0, 1), ("muon_lr", 0.0, 10.0)]
         for name, lo, hi in ranges:
             value = getattr(self, name)
             if not lo <= value <= hi:
@@ -103,6 +106,11 @@ class TrainConfig:
                              f"({self.warmup_iters}), or be 0 for a constant lr")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be adamw or muon, got {self.optimizer!r}")
+        if self.optimizer == "muon" and (self.zero or self.lr == 0.0):
+            raise ValueError("optimizer muon needs lr > 0 (it scales Muon's lr) and zero 0 (ZeRO-1 shards "
+                             "AdamW's moments only)")
         if not self.dataset:
             raise ValueError("dataset must name a prepared dataset (data/NAME)")
 

@@ -458,6 +458,8 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
         if lora is not None:                             # freeze the model; train adapters beside it
             if init_from is None:
                 raise ValueError("LoRA adapts a trained model: give the base with --init-from")
+            if cfg.optimizer != "adamw":
+                raise ValueError("LoRA trains its adapters with AdamW; --optimizer muon is for a whole model")
             identity = lora_state(lora, model, str(Path(init_from).expanduser().resolve()))
             model = LoRAGPT(model, lora, seed=cfg.seed)
         opt = make_optimizer(cfg, model.params, comm)
@@ -525,9 +527,13 @@ def start_run(cfg: TrainConfig, out: Path, data: Data, resume: bool, init_from: 
     return run
 
 
-def make_optimizer(cfg: TrainConfig, params: dict[str, np.ndarray], comm: Comm) -> optim.AdamW | ZeroAdamW:
-    """AdamW with the run's settings; ZeRO-1's sharded form when cfg.zero and there are several ranks."""
+def make_optimizer(cfg: TrainConfig, params: dict[str, np.ndarray],
+                   comm: Comm) -> optim.AdamW | ZeroAdamW | optim.MuonAdamW:
+    """AdamW with the run's settings; ZeRO-1's sharded form when cfg.zero and there are several ranks;
+    Muon on the blocks' matrices beside AdamW when cfg.optimizer is "muon"."""
     kw = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": 1e-8, "weight_decay": cfg.weight_decay}
+    if cfg.optimizer == "muon":
+        return optim.MuonAdamW(params, muon_lr=cfg.muon_lr, **kw)
     if cfg.zero and comm.size > 1:
         return ZeroAdamW(params, comm, **kw)
     return optim.AdamW(params, **kw)
