@@ -101,12 +101,12 @@ def full_precision_newton_schulz() -> Iterator[None]:
         torch.Tensor.bfloat16 = original
 
 
-def run_muon(start: dict, grads: dict, lrs: list[float], kwargs: dict) -> tuple[dict, dict]:
-    """torch.optim.Muon for MUON_STEPS steps: the params after every step, and the final state."""
-    params = {n: p.clone().requires_grad_(True) for n, p in start.items()}
-    opt = torch.optim.Muon(list(params.values()), lr=lrs[0], **kwargs)
+def trajectory(opt: torch.optim.Optimizer, params: dict, grads: dict, lrs: list[float],
+               steps: int) -> dict[str, np.ndarray]:
+    """Step opt `steps` times, lr lrs[t] and gradient grads[n][t] at step t: {"param.<n>": (steps, ...)},
+    every parameter after every step."""
     history = {n: [] for n in params}
-    for t in range(MUON_STEPS):
+    for t in range(steps):
         for group in opt.param_groups:
             group["lr"] = lrs[t]
         for n, p in params.items():
@@ -114,7 +114,14 @@ def run_muon(start: dict, grads: dict, lrs: list[float], kwargs: dict) -> tuple[
         opt.step()
         for n, p in params.items():
             history[n].append(p.detach().clone().numpy())
-    arrays = {f"param.{n}": np.stack(h) for n, h in history.items()}
+    return {f"param.{n}": np.stack(h) for n, h in history.items()}
+
+
+def run_muon(start: dict, grads: dict, lrs: list[float], kwargs: dict) -> tuple[dict, dict]:
+    """torch.optim.Muon for MUON_STEPS steps: the params after every step, and the final state."""
+    params = {n: p.clone().requires_grad_(True) for n, p in start.items()}
+    opt = torch.optim.Muon(list(params.values()), lr=lrs[0], **kwargs)
+    arrays = trajectory(opt, params, grads, lrs, MUON_STEPS)
     state = {f"momentum_buffer.{n}": opt.state[p]["momentum_buffer"].numpy() for n, p in params.items()}
     return arrays, state
 
@@ -192,16 +199,7 @@ def main() -> None:
         groups = [{"params": [p for p in params.values() if p.ndim >= 2], "weight_decay": wd},
                   {"params": [p for p in params.values() if p.ndim < 2], "weight_decay": 0.0}]
         opt = getattr(torch.optim, cls_name)(groups, lr=lrs[0], foreach=False, **kw)
-        history = {n: [] for n in params}
-        for t in range(STEPS):
-            for group in opt.param_groups:
-                group["lr"] = lrs[t]
-            for n, p in params.items():
-                p.grad = grads[n][t].clone()
-            opt.step()
-            for n, p in params.items():
-                history[n].append(p.detach().clone().numpy())
-        arrays = {f"param.{n}": np.stack(h) for n, h in history.items()}
+        arrays = trajectory(opt, params, grads, lrs, STEPS)
         for n, p in params.items():
             for kind, value in opt.state[p].items():
                 if kind != "step" and value is not None:
