@@ -7,7 +7,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from minigpt import optim
+from minigpt import engines, optim
 from minigpt.datasets import couplets
 from minigpt.files import checkpoint
 from minigpt.files.models import load_model
@@ -16,6 +16,7 @@ from minigpt.finetune import tasks
 from minigpt.finetune.tasks import IGNORE_INDEX, Example, TaskError, build_example, make_batch, read_jsonl
 from minigpt.model import GPT, GPTConfig
 from minigpt.tokenizer import CharTokenizer
+from minigpt.training import loop
 from minigpt.training.config import TrainConfig
 
 CHARS = "\n，。一二三四五六七八九十山水月花風雲"
@@ -365,9 +366,6 @@ def test_finetune_a_hugging_face_folder(tmp_path):
 def test_finetune_with_the_step_engine_equals_finetune_without(base, monkeypatch):
     """Masked prompts weigh the team's parts unevenly: the same losses as in one process (float32, 1e-5),
     and the step engine really ran."""
-    from minigpt import engines
-    from minigpt.training import loop
-
     monkeypatch.setattr(loop, "TEAM_MIN_FLOPS", 0)
     monkeypatch.setattr(loop, "n_threads", lambda: 2)
     said = []

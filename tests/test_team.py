@@ -8,15 +8,20 @@ import glob
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from minigpt import engines
+from minigpt import engines, optim
+from minigpt.files import checkpoint
 from minigpt.model import GPT, GPTConfig, gpt_loss_and_grads
 from minigpt.parallel.team import Team, TeamError
 from minigpt.training import loop
 from minigpt.training.config import config_from_preset
+from minigpt.training.loop import train_step
 from tests.test_train import assert_same_run, env, quiet, smoke  # noqa: F401 - the prepared dataset fixture
 
 CFG = GPTConfig(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=16)
@@ -204,9 +209,6 @@ def test_ctrl_c_and_kill_9_with_a_team_keep_the_checkpoint_and_leave_no_worker(e
     """The command line on a model big enough for the team: Ctrl-C finishes the step, saves and closes the
     workers; kill -9 of the parent leaves workers that exit on their own (their stdin closes), and the
     last checkpoint resumes."""
-    import subprocess
-    import sys
-    import time
     if loop.n_threads() < 2:
         pytest.skip("one core: train() uses no team")
     out = env / "team_cli"
@@ -258,9 +260,6 @@ def test_the_whole_step_on_the_workers_is_bit_identical_to_the_parent_stepping(k
     """adopt + step (reduce, norms, clip and Adam._update on the workers' shards) against the same team's
     gradients clipped and stepped by the parent: every weight and moment bit for bit, five steps; and the
     parent's way against the definition in float64 (1e-12)."""
-    from minigpt import optim
-    from minigpt.training.loop import train_step
-
     make = {"Adam": optim.Adam, "AdamW": optim.AdamW}[kind]
     ours, theirs, plain = (GPT(CFG, seed=7, dtype=np.float64) for _ in range(3))
     opts = [make(m.params, lr=3e-3, weight_decay=0.1) for m in (ours, theirs, plain)]
@@ -290,8 +289,6 @@ def test_the_whole_step_on_the_workers_is_bit_identical_to_the_parent_stepping(k
 
 
 def test_a_non_finite_step_changes_nothing_and_other_optimizers_are_refused():
-    from minigpt import optim
-
     model = GPT(CFG, seed=1, dtype=np.float64)
     opt = optim.AdamW(model.params, lr=1e-3)
     with Team(CFG, np.float64, n_workers=2, max_rows=4) as team:
@@ -321,11 +318,6 @@ def test_gradient_accumulation_with_a_team_equals_it_without(env, monkeypatch): 
     with engines.disabled():
         loop.train(cfg, env / "accum_off", progress=False, sample=False, log=quiet)
     assert not adopted
-    a, b = (checkpoint_params(env / name / "last") for name in ("accum_team", "accum_off"))
+    a, b = (checkpoint.load(env / name / "last").model.params for name in ("accum_team", "accum_off"))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-10, atol=1e-13, err_msg=name)
-
-
-def checkpoint_params(folder):
-    from minigpt.files import checkpoint
-    return checkpoint.load(folder).model.params
